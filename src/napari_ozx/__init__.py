@@ -1,0 +1,29 @@
+"""napari-ozx: zipped OME-Zarr (RFC-9 ``.ozx``) for napari and for scripts."""
+
+from .errors import (
+    CorruptArchiveError,
+    NotAZipError,
+    NotOmeZarrError,
+    OzxError,
+    OzxWarning,
+    UnsafeNameError,
+    UnsupportedFeatureError,
+)
+from .store import OzxStore, open_ozx
+
+__all__ = [
+    "CorruptArchiveError",
+    "NotAZipError",
+    "NotOmeZarrError",
+    "OzxError",
+    "OzxStore",
+    "OzxWarning",
+    "UnsafeNameError",
+    "UnsupportedFeatureError",
+    "open_ozx",
+]
+
+try:
+    from ._version import version as __version__
+except ImportError:  # pragma: no cover
+    __version__ = "0.0.0"

@@ -1,0 +1,199 @@
+"""A read-only zarr v3 store over a ZIP archive (RFC-9 ``.ozx`` or any Zarr-in-ZIP)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import zarr
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+
+from .zip import ByteSource, ZipArchive, is_metadata_name
+
+__all__ = ["OzxStore", "open_ozx"]
+
+# Reads smaller than this are served on the event loop; larger ones in a worker thread, so
+# that decoding and reading overlap (as zarr's LocalStore does for every read).
+_INLINE_READ = 64 * 1024
+
+
+class OzxStore(Store):
+    """Read-only :class:`zarr.abc.store.Store` over the entries of a ZIP archive.
+
+    Parameters
+    ----------
+    archive
+        A path, a :class:`~napari_ozx.zip.ByteSource`, or an opened
+        :class:`~napari_ozx.zip.ZipArchive`.
+    verify_crc
+        Check the CRC-32 of every entry read whole (ranges of an entry cannot be checked).
+    """
+
+    supports_writes = False
+    supports_deletes = False
+    supports_partial_writes = False
+    supports_listing = True
+
+    def __init__(
+        self,
+        archive: ZipArchive | ByteSource | str | os.PathLike,
+        *,
+        read_only: bool = True,
+        verify_crc: bool = True,
+    ):
+        if not read_only:
+            raise ValueError("OzxStore is read-only; write archives with napari_ozx.write_ozx")
+        super().__init__(read_only=True)
+        if not isinstance(archive, ZipArchive):
+            archive = ZipArchive(archive, verify_crc=verify_crc)
+        self.archive = archive
+        self._is_open = True
+
+    # ------------------------------------------------------------------ identity
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OzxStore) and other.archive.source == self.archive.source
+
+    def __hash__(self) -> int:
+        return hash(("OzxStore", self.archive.name))
+
+    def __str__(self) -> str:
+        return f"ozx://{self.archive.name}"
+
+    def __repr__(self) -> str:
+        return f"OzxStore({self.archive.name!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"archive": self.archive}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._read_only = True
+        self._is_open = True
+        self.archive = state["archive"]
+
+    def with_read_only(self, read_only: bool = False) -> OzxStore:
+        if not read_only:
+            raise ValueError("OzxStore is read-only")
+        return self
+
+    def close(self) -> None:
+        super().close()
+        self.archive.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def _read(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        archive = self.archive
+        if byte_range is None:
+            return archive.read(key)
+        if isinstance(byte_range, RangeByteRequest):
+            return archive.read(key, byte_range.start, byte_range.end)
+        if isinstance(byte_range, OffsetByteRequest):
+            return archive.read(key, byte_range.offset)
+        if isinstance(byte_range, SuffixByteRequest):
+            size = archive.size(key)
+            if size is None:
+                return None
+            return archive.read(key, max(0, size - byte_range.suffix))
+        raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+
+    def _expected_size(self, key: str, byte_range: ByteRequest | None) -> int:
+        if isinstance(byte_range, RangeByteRequest):
+            return byte_range.end - byte_range.start
+        if isinstance(byte_range, SuffixByteRequest):
+            return byte_range.suffix
+        loc = self.archive.locate(key)
+        return 0 if loc is None else int(loc[0].uncompressed_size[loc[1]])
+
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        prototype = prototype or default_buffer_prototype()
+        data = self._read(key, byte_range)
+        return None if data is None else prototype.buffer.from_bytes(data)
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        prototype = prototype or default_buffer_prototype()
+        if self._inline(key, byte_range):
+            data = self._read(key, byte_range)
+        else:
+            data = await asyncio.to_thread(self._read, key, byte_range)
+        return None if data is None else prototype.buffer.from_bytes(data)
+
+    def _inline(self, key: str, byte_range: ByteRequest | None) -> bool:
+        """Serve on the event loop: small reads that need no decoding of the directory."""
+        if not self.archive.is_fully_indexed:
+            return is_metadata_name(key)
+        return self._expected_size(key, byte_range) <= _INLINE_READ
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        return list(
+            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
+        )
+
+    async def exists(self, key: str) -> bool:
+        return self.archive.locate(key) is not None
+
+    async def getsize(self, key: str) -> int:
+        size = self.archive.size(key)
+        if size is None:
+            raise FileNotFoundError(key)
+        return size
+
+    # ------------------------------------------------------------------ writing: refused
+
+    async def set(self, key: str, value: Buffer) -> None:
+        self._check_writable()
+
+    async def delete(self, key: str) -> None:
+        self._check_writable()
+
+    # ------------------------------------------------------------------ listing
+
+    async def list(self) -> AsyncIterator[str]:
+        for name in self.archive.names():
+            yield name
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        for name in self.archive.names(prefix):
+            yield name
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        prefix = prefix.rstrip("/")
+        head = f"{prefix}/" if prefix else ""
+        seen: set[str] = set()
+        for name in self.archive.names(head):
+            child = name[len(head) :].split("/", 1)[0]
+            if child and child not in seen:
+                seen.add(child)
+                yield child
+
+
+def open_ozx(
+    path: str | os.PathLike | ByteSource, *, verify_crc: bool = True, **kwargs: Any
+) -> zarr.Group:
+    """Open a zipped Zarr hierarchy (``.ozx`` or any Zarr-in-ZIP) read-only as a zarr Group."""
+    store = OzxStore(path, verify_crc=verify_crc)
+    return zarr.open_group(store=store, mode="r", **kwargs)

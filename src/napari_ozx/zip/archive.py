@@ -1,0 +1,424 @@
+"""An opened ZIP archive: drives the sans-IO parsers with a byte source and serves entries.
+
+Opening reads the tail (end records and comment).  With an RFC-9 ``jsonFirst`` comment only the
+metadata prefix of the central directory is decoded; the rest is decoded the first time an entry
+outside that prefix is asked for.  A metadata name that is not in the prefix is answered only
+after making sure no such entry follows (a scan of the remaining central-directory bytes on local
+disk, the full index elsewhere): an archive that claims ``jsonFirst`` wrongly still shows all of
+its entries.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+import zlib
+from dataclasses import dataclass
+
+from ..errors import (
+    CorruptArchiveError,
+    OzxError,
+    OzxWarning,
+    UnsupportedFeatureError,
+)
+from . import records as R
+from .index import IndexBuilder, ZipIndex
+from .parse import (
+    METADATA_BASENAMES,
+    NeedBytes,
+    OmeComment,
+    parse_central_block,
+    parse_comment,
+    parse_local_header,
+    parse_tail,
+    tail_request,
+)
+from .source import ByteSource, LocalFile
+
+FIRST_BLOCK = 64 * 1024
+BLOCK = 8 * 1024 * 1024
+
+
+def is_metadata_name(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1].encode()
+    return base in METADATA_BASENAMES
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    name: str
+    method: int
+    compressed_size: int
+    uncompressed_size: int
+    crc32: int
+    header_offset: int
+    flags: int
+
+
+class ZipArchive:
+    """Read access to the entries of a ZIP archive.
+
+    ``source`` is a :class:`~napari_ozx.zip.source.ByteSource` or a local path.  Reads are
+    lock-free; the only lock guards the one-time decoding of the full central directory.
+    """
+
+    def __init__(
+        self,
+        source: ByteSource | str | os.PathLike,
+        *,
+        tail_size: int = R.MAX_TAIL,
+        verify_crc: bool = True,
+        warn: bool = True,
+    ):
+        if not isinstance(source, ByteSource):
+            source = LocalFile(source)
+        self.source = source
+        self.name = source.name
+        self.verify_crc = verify_crc
+        self._warn_enabled = warn
+        self._tail_size = tail_size
+        self._lock_pid = None
+        self._full: ZipIndex | None = None
+        self._prefix: ZipIndex | None = None
+        self._prefix_end = 0
+        self._json_first_checked: bool | None = None
+        self.stats: dict[str, int] = {}
+        self.duplicates: list[str] = []
+        self.unsafe_names: list[str] = []
+        self.n_unsafe = 0
+        self.n_directories = 0
+        self.json_first_violations: list[str] = []
+        try:
+            self._open()
+        except OzxError as e:
+            raise e.with_archive(self.name) from None
+
+    # ---------------------------------------------------------------- opening
+
+    def _open(self) -> None:
+        size = self.source.size
+        need = tail_request(size, self._tail_size)
+        self._tail_offset, self._tail = need.offset, b""
+        while True:
+            data = self.source.read(need.offset, need.length)
+            # Every read here runs to the end of the file: keep the last (largest) as a cache.
+            self._tail_offset, self._tail = need.offset, data
+            result = parse_tail(data, need.offset, size)
+            if isinstance(result, NeedBytes):
+                if result.offset >= need.offset and result.length <= need.length:
+                    raise CorruptArchiveError("end records point at themselves")
+                need = result
+                continue
+            break
+        self.end = result
+        self.comment: OmeComment = parse_comment(result.comment)
+        if self.comment.problem:
+            self._warn(f"{self.comment.problem}; not an RFC-9 archive comment")
+        if self.comment.json_first:
+            self._build_prefix()
+        else:
+            self._build_full()
+
+    def _read(self, offset: int, length: int) -> bytes:
+        t0 = offset - self._tail_offset
+        if t0 >= 0 and t0 + length <= len(self._tail):
+            return self._tail[t0 : t0 + length]
+        return self.source.read(offset, length)
+
+    def _warn(self, message: str) -> None:
+        if self._warn_enabled:
+            warnings.warn(f"{self.name}: {message}", OzxWarning, stacklevel=4)
+
+    @property
+    def _build_lock(self) -> threading.Lock:
+        # A lock per process: one inherited through fork may be held by a thread that is gone.
+        if self._lock_pid != os.getpid():
+            self._lock = threading.Lock()
+            self._lock_pid = os.getpid()
+        return self._lock
+
+    def _decode(self, *, start: int, builder: IndexBuilder, stop_after_metadata: bool,
+                first_block: int) -> int:
+        """Decode central-directory headers from ``start`` into ``builder``; returns the end."""
+        end = self.end
+        pos = start
+        block = first_block
+        while pos < end.cd_size:
+            length = min(block, end.cd_size - pos)
+            buf = self._read(end.cd_offset + pos, length)
+            final = pos + length == end.cd_size
+            blk = parse_central_block(
+                buf,
+                first_ordinal=builder.headers,
+                final=final,
+                shift=end.shift,
+                stop_after_metadata=stop_after_metadata,
+            )
+            builder.add(blk)
+            pos += blk.consumed
+            self.stats["cd_blocks"] = self.stats.get("cd_blocks", 0) + 1
+            if blk.stopped:
+                break
+            if blk.consumed == 0 and block >= R.MAX_CENTRAL_HEADER:
+                raise CorruptArchiveError("central directory makes no progress")
+            block = min(max(block * 4, R.MAX_CENTRAL_HEADER + 1), BLOCK)
+        return pos
+
+    def _capacity(self) -> int:
+        return self.end.cd_size // R.CENTRAL.size
+
+    def _build_prefix(self) -> None:
+        builder = IndexBuilder(self._capacity())
+        self._prefix_end = self._decode(
+            start=0, builder=builder, stop_after_metadata=True, first_block=FIRST_BLOCK
+        )
+        self._absorb(builder)
+        if self._prefix_end >= self.end.cd_size:
+            # The whole directory was metadata: the prefix is the full index.
+            self._check_count(builder)
+            self._full = builder.finish(complete=True)
+            self._report(self._full)
+        else:
+            self._prefix = builder.finish(complete=False)
+
+    def _build_full(self) -> ZipIndex:
+        builder = IndexBuilder(self._capacity())
+        self._decode(start=0, builder=builder, stop_after_metadata=False, first_block=BLOCK)
+        self._check_count(builder)
+        self._absorb(builder)
+        index = builder.finish(complete=True)
+        self._report(index)
+        if self.comment.json_first and builder.metadata_after_data:
+            self.json_first_violations = builder.metadata_after_data
+            self._warn(
+                "archive comment claims jsonFirst, but metadata follows data entries: "
+                + ", ".join(repr(n) for n in builder.metadata_after_data[:5])
+            )
+        self._full = index
+        self._prefix = None
+        return index
+
+    def _check_count(self, builder: IndexBuilder) -> None:
+        claimed = self.end.entries
+        if builder.headers != claimed and builder.headers % 0x10000 != claimed % 0x10000:
+            raise CorruptArchiveError(
+                f"central directory holds {builder.headers} entries, end record says {claimed}"
+            )
+
+    def _absorb(self, builder: IndexBuilder) -> None:
+        self.n_directories = builder.directories
+        if builder.n_unsafe > self.n_unsafe:
+            self.n_unsafe = builder.n_unsafe
+            self.unsafe_names = list(builder.unsafe)
+            self._warn(
+                f"{builder.n_unsafe} entries with unsafe names are ignored: "
+                + ", ".join(repr(n) for n in builder.unsafe[:5])
+            )
+
+    def _report(self, index: ZipIndex) -> None:
+        if index.duplicates and not self.duplicates:
+            self.duplicates = index.duplicates
+            self._warn(
+                f"{len(index.duplicates)} names occur more than once (the last one is used): "
+                + ", ".join(repr(n) for n in index.duplicates[:5])
+            )
+
+    # ---------------------------------------------------------------- index access
+
+    @property
+    def is_fully_indexed(self) -> bool:
+        return self._full is not None
+
+    def full_index(self) -> ZipIndex:
+        index = self._full
+        if index is not None:
+            return index
+        with self._build_lock:
+            if self._full is None:
+                try:
+                    self._build_full()
+                except OzxError as e:
+                    raise e.with_archive(self.name) from None
+            return self._full
+
+    def _json_first_holds(self) -> bool:
+        """No metadata entry follows the prefix: checked once, by a scan of the bytes that
+        follow it (only where reading them is cheap; elsewhere the full index decides)."""
+        if self._json_first_checked is None:
+            self._json_first_checked = not self._scan_for_metadata()
+        return self._json_first_checked
+
+    def _scan_for_metadata(self) -> bool:
+        """Do the central-directory bytes after the prefix mention a metadata file name?"""
+        end = self.end
+        pos = self._prefix_end
+        overlap = max(len(b) for b in METADATA_BASENAMES)
+        while pos < end.cd_size:
+            length = min(BLOCK, end.cd_size - pos)
+            buf = self._read(end.cd_offset + pos, length)
+            if any(base in buf for base in METADATA_BASENAMES):
+                return True
+            if pos + length >= end.cd_size:
+                break
+            pos += length - overlap
+        return False
+
+    def locate(self, name: str) -> tuple[ZipIndex, int] | None:
+        """The index and row that answer for ``name``, or None when there is no such entry."""
+        full = self._full
+        if full is None:
+            prefix = self._prefix
+            if prefix is not None and is_metadata_name(name):
+                row = prefix.lookup(name)
+                if row is not None:
+                    return prefix, row
+                if self.source.cheap_scan and self._json_first_holds():
+                    return None
+            full = self.full_index()
+        row = full.lookup(name)
+        return None if row is None else (full, row)
+
+    def names(self, prefix: str = ""):
+        """Names of the entries (each once) that start with ``prefix``, in directory order."""
+        return self.full_index().iter_names(prefix)
+
+    def metadata_names(self) -> list[str]:
+        """Names of the Zarr metadata entries known without decoding more than needed."""
+        index = self._full if self._full is not None else self._prefix
+        if self._full is None and not (self.source.cheap_scan and self._json_first_holds()):
+            index = self.full_index()
+        return [index.name(int(r)) for r in index.metadata_rows()]
+
+    def info(self, name: str) -> EntryInfo | None:
+        loc = self.locate(name)
+        if loc is None:
+            return None
+        index, row = loc
+        return EntryInfo(
+            name=name,
+            method=int(index.method[row]),
+            compressed_size=int(index.compressed_size[row]),
+            uncompressed_size=int(index.uncompressed_size[row]),
+            crc32=int(index.crc32[row]),
+            header_offset=int(index.header_offset[row]),
+            flags=int(index.flags[row]),
+        )
+
+    def size(self, name: str) -> int | None:
+        loc = self.locate(name)
+        if loc is None:
+            return None
+        index, row = loc
+        return int(index.uncompressed_size[row])
+
+    # ---------------------------------------------------------------- reading
+
+    def read(self, name: str, start: int = 0, stop: int | None = None) -> bytes | None:
+        """Bytes ``[start:stop]`` of entry ``name`` (slice semantics), or None if absent."""
+        loc = self.locate(name)
+        if loc is None:
+            return None
+        index, row = loc
+        try:
+            return self._read_row(index, row, name, start, stop)
+        except OzxError as e:
+            if e.entry is None:
+                e.entry = name
+            raise e.with_archive(self.name) from None
+
+    def _data_offset(self, index: ZipIndex, row: int) -> int:
+        off = int(index.data_offset[row])
+        if off >= 0:
+            return off
+        hoff = int(index.header_offset[row])
+        if hoff + R.LOCAL.size > self.end.cd_offset:
+            raise CorruptArchiveError(
+                f"local header offset {hoff} lies beyond the start of the central directory"
+            )
+        off = parse_local_header(self._read(hoff, R.LOCAL.size), hoff)
+        index.data_offset[row] = off
+        return off
+
+    def _read_row(self, index: ZipIndex, row: int, name: str, start: int, stop: int | None):
+        flags = int(index.flags[row])
+        method = int(index.method[row])
+        if flags & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION) or method == 99:
+            raise UnsupportedFeatureError("entry is encrypted; encrypted archives are not supported")
+        csize = int(index.compressed_size[row])
+        usize = int(index.uncompressed_size[row])
+        if method not in (R.METHOD_STORED, R.METHOD_DEFLATED):
+            raise UnsupportedFeatureError(
+                f"compression method {R.method_name(method)} is not supported "
+                "(RFC-9 archives store entries uncompressed)"
+            )
+        data_off = self._data_offset(index, row)
+        if data_off + csize > self.end.cd_offset:
+            raise CorruptArchiveError(
+                f"data ({csize} bytes at offset {data_off}) runs into the central directory "
+                f"at {self.end.cd_offset}"
+            )
+        lo, hi, _ = slice(start, stop).indices(usize)
+        hi = max(hi, lo)
+        if method == R.METHOD_STORED:
+            if csize != usize:
+                raise CorruptArchiveError(
+                    f"stored entry has compressed size {csize} but uncompressed size {usize}"
+                )
+            data = self._read(data_off + lo, hi - lo)
+            if lo == 0 and hi == usize and self.verify_crc:
+                self._check_crc(data, index, row)
+            return data
+        raw = self._read(data_off, csize)
+        data = _inflate(raw, usize)
+        if self.verify_crc:
+            self._check_crc(data, index, row)
+        return data[lo:hi] if (lo, hi) != (0, usize) else data
+
+    @staticmethod
+    def _check_crc(data: bytes, index: ZipIndex, row: int) -> None:
+        want = int(index.crc32[row])
+        got = zlib.crc32(data)
+        if got != want:
+            raise CorruptArchiveError(f"CRC-32 mismatch (data {got:08x}, directory {want:08x})")
+
+    # ---------------------------------------------------------------- lifetime
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getstate__(self):
+        # Pickle the address and options only; a new process decodes the directory again.
+        return {
+            "source": self.source,
+            "tail_size": self._tail_size,
+            "verify_crc": self.verify_crc,
+        }
+
+    def __setstate__(self, state):
+        self.__init__(
+            state["source"], tail_size=state["tail_size"], verify_crc=state["verify_crc"],
+            warn=False,
+        )
+
+
+def _inflate(raw: bytes, size: int) -> bytes:
+    """Inflate a raw DEFLATE stream that must produce exactly ``size`` bytes."""
+    d = zlib.decompressobj(-15)
+    try:
+        out = d.decompress(raw, size + 1)
+    except zlib.error as e:
+        raise CorruptArchiveError(f"deflate data is corrupt ({e})") from None
+    if len(out) > size:
+        raise CorruptArchiveError(f"deflate data inflates beyond its declared size of {size} bytes")
+    if len(out) < size or not d.eof:
+        raise CorruptArchiveError(
+            f"deflate data ends after {len(out)} of its declared {size} bytes"
+        )
+    return out

@@ -1,0 +1,679 @@
+"""Sans-IO parsers for ZIP records.
+
+Every function here takes bytes (and the file offset those bytes came from) and answers either
+parsed records or :class:`NeedBytes`, "give me ``length`` bytes at ``offset``".  None of them
+reads a file or a socket; the byte sources in :mod:`napari_ozx.zip.source` feed them, so one
+parser serves local files and remote objects alike.
+
+The central directory is decoded in blocks with numpy: a block of bytes goes in, columns of
+fields come out (:class:`CentralBlock`), without a Python object per entry.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CorruptArchiveError, NotAZipError, UnsupportedFeatureError
+from . import records as R
+from .records import EndOfCentralDirectory
+
+__all__ = [
+    "NeedBytes",
+    "OmeComment",
+    "CentralBlock",
+    "parse_tail",
+    "parse_comment",
+    "parse_central_block",
+    "parse_local_header",
+    "name_hash",
+    "METADATA_BASENAMES",
+]
+
+
+@dataclass(frozen=True)
+class NeedBytes:
+    """The parser needs ``length`` bytes starting at file offset ``offset``."""
+
+    offset: int
+    length: int
+
+
+# --------------------------------------------------------------------------------------------
+# End records
+# --------------------------------------------------------------------------------------------
+
+
+def tail_request(file_size: int, length: int = R.MAX_TAIL) -> NeedBytes:
+    """The first read of an archive: its last ``length`` bytes (at least the EOCD's window)."""
+    length = max(length, R.MAX_TAIL)
+    start = max(0, file_size - length)
+    return NeedBytes(start, file_size - start)
+
+
+def parse_tail(buf: bytes, buf_offset: int, file_size: int) -> EndOfCentralDirectory | NeedBytes:
+    """Find and decode the end records in ``buf`` (file bytes starting at ``buf_offset``).
+
+    ``buf`` should reach the end of the file.  Answers :class:`NeedBytes` when the ZIP64 end
+    record lies before ``buf`` or when ``buf`` does not cover the whole EOCD search window.
+    """
+    buf_end = buf_offset + len(buf)
+    if buf_end != file_size:
+        return tail_request(file_size)
+    if file_size < R.EOCD.size:
+        raise NotAZipError(f"file of {file_size} bytes is too small to be a ZIP archive")
+    window_start = max(0, file_size - R.MAX_TAIL)
+    if buf_offset > window_start:
+        return tail_request(file_size)
+
+    # Candidates for the EOCD, last first.  A candidate is right when its comment length
+    # reaches exactly to the end of the file; a comment may itself contain the signature.
+    lo = window_start - buf_offset
+    fallback = None
+    pos = buf.rfind(R.SIG_EOCD, lo)
+    while pos >= 0:
+        if pos + R.EOCD.size <= len(buf):
+            clen = struct.unpack_from("<H", buf, pos + 20)[0]
+            end = pos + R.EOCD.size + clen
+            if end == len(buf):
+                return _decode_end(buf, buf_offset, pos, file_size)
+            if end < len(buf) and fallback is None:
+                fallback = pos
+        pos = buf.rfind(R.SIG_EOCD, lo, pos)
+    if fallback is not None:
+        # Bytes after the comment (appended by some tools): the record is still usable.
+        return _decode_end(buf, buf_offset, fallback, file_size)
+    if buf.rfind(R.SIG_EOCD, lo) >= 0:
+        raise CorruptArchiveError(
+            "end-of-central-directory comment length runs past the end of the file "
+            "(truncated archive?)"
+        )
+    raise NotAZipError("no end-of-central-directory record (not a ZIP archive, or truncated)")
+
+
+def _decode_end(
+    buf: bytes, buf_offset: int, pos: int, file_size: int
+) -> EndOfCentralDirectory | NeedBytes:
+    (_, disk, cd_disk, n_disk, n_total, cd_size, cd_offset, clen) = R.EOCD.unpack_from(buf, pos)
+    comment = bytes(buf[pos + R.EOCD.size : pos + R.EOCD.size + clen])
+    eocd_offset = buf_offset + pos
+
+    zip64 = False
+    loc = pos - R.ZIP64_LOCATOR.size
+    end_of_cd = eocd_offset  # where the central directory should end
+    if loc >= 0 and buf[loc : loc + 4] == R.SIG_ZIP64_LOCATOR:
+        _, z64_disk, z64_offset, n_disks = R.ZIP64_LOCATOR.unpack_from(buf, loc)
+        if n_disks > 1 or z64_disk != 0:
+            raise UnsupportedFeatureError(f"multi-part (split) archive of {n_disks} disks")
+        # The ZIP64 end record normally sits just before the locator; its stated offset is
+        # relative to the archive start, which differs when bytes were prepended.
+        expected = buf_offset + loc - R.ZIP64_EOCD.size
+        candidates = [expected, z64_offset] if expected != z64_offset else [expected]
+        for z64 in candidates:
+            if z64 < 0 or z64 + R.ZIP64_EOCD.size > eocd_offset - R.ZIP64_LOCATOR.size:
+                continue
+            if z64 < buf_offset:
+                return NeedBytes(z64, file_size - z64)
+            rec = buf[z64 - buf_offset : z64 - buf_offset + R.ZIP64_EOCD.size]
+            if rec[:4] != R.SIG_ZIP64_EOCD:
+                continue
+            (_, _, _, _, disk, cd_disk, n_disk, n_total, cd_size, cd_offset) = R.ZIP64_EOCD.unpack(
+                rec
+            )
+            zip64 = True
+            end_of_cd = z64
+            break
+        else:
+            raise CorruptArchiveError(
+                "ZIP64 end-of-central-directory locator points at no ZIP64 end record"
+            )
+
+    if disk != 0 or cd_disk != 0:
+        raise UnsupportedFeatureError(
+            f"multi-part (split) archive: this is disk {disk}, central directory on disk {cd_disk}"
+        )
+    if n_disk != n_total:
+        raise UnsupportedFeatureError("multi-part (split) archive: entries on other disks")
+    if not zip64 and (cd_offset == R.U32_MAX or cd_size == R.U32_MAX):
+        raise CorruptArchiveError(
+            "end record marks ZIP64 values (0xFFFFFFFF) but there is no ZIP64 end record"
+        )
+    if cd_size > end_of_cd:
+        raise CorruptArchiveError(
+            f"central directory size {cd_size} exceeds the {end_of_cd} bytes before the end records"
+        )
+    shift = end_of_cd - cd_size - cd_offset
+    if shift < 0:
+        raise CorruptArchiveError(
+            f"central directory (offset {cd_offset}, size {cd_size}) overlaps the end records "
+            f"at {end_of_cd}"
+        )
+    if n_total > cd_size // R.CENTRAL.size and not (n_total == 0 and cd_size == 0):
+        # Every entry takes at least 46 bytes: a count beyond that is a lie we must not
+        # allocate for.  (Pre-ZIP64 writers that wrapped the 16-bit count say fewer, not more.)
+        raise CorruptArchiveError(
+            f"end record claims {n_total} entries, more than a {cd_size}-byte central directory holds"
+        )
+    return EndOfCentralDirectory(
+        entries=n_total,
+        cd_offset=cd_offset + shift,
+        cd_size=cd_size,
+        comment=comment,
+        eocd_offset=eocd_offset,
+        zip64=zip64,
+        shift=shift,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The RFC-9 archive comment
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OmeComment:
+    """The archive comment as RFC-9 reads it."""
+
+    raw: bytes
+    data: dict | None = None
+    version: str | None = None
+    json_first: bool = False
+    problem: str | None = None  #: why the comment is not a usable RFC-9 comment, if it is not
+
+
+def parse_comment(comment: bytes) -> OmeComment:
+    if not comment:
+        return OmeComment(raw=comment, problem="no archive comment")
+    try:
+        data = json.loads(comment.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return OmeComment(raw=comment, problem="archive comment is not UTF-8 JSON")
+    if not isinstance(data, dict) or not isinstance(data.get("ome"), dict):
+        return OmeComment(raw=comment, data=None, problem='archive comment has no "ome" object')
+    ome = data["ome"]
+    version = ome.get("version")
+    version = version if isinstance(version, str) else None
+    zf = ome.get("zipFile")
+    cd = zf.get("centralDirectory") if isinstance(zf, dict) else None
+    json_first = bool(isinstance(cd, dict) and cd.get("jsonFirst") is True)
+    problem = None if version else 'archive comment has no "ome.version"'
+    return OmeComment(raw=comment, data=data, version=version, json_first=json_first, problem=problem)
+
+
+# --------------------------------------------------------------------------------------------
+# Central directory, decoded in blocks
+# --------------------------------------------------------------------------------------------
+
+#: File names that hold Zarr metadata (v3 and v2).  With ``jsonFirst`` these come first.
+METADATA_BASENAMES = (b"zarr.json", b".zgroup", b".zarray", b".zattrs", b".zmetadata")
+
+_HASH_MULT = 0x9E3779B97F4A7C15
+_HASH_POW = None  # uint64 powers of _HASH_MULT, grown on demand
+
+
+def _hash_powers(n: int) -> np.ndarray:
+    global _HASH_POW
+    if _HASH_POW is None or len(_HASH_POW) < n:
+        m = max(n, 256)
+        p = np.full(m, _HASH_MULT, dtype=np.uint64)
+        p[0] = 1
+        with np.errstate(over="ignore"):
+            _HASH_POW = np.cumprod(p, dtype=np.uint64)
+    return _HASH_POW
+
+
+def name_hash(name: bytes) -> int:
+    """The 64-bit hash the index sorts names by: sum((b + 1) * K**i) mod 2**64, then length."""
+    h = 0
+    k = 1
+    for b in name:
+        h = (h + (b + 1) * k) & 0xFFFFFFFFFFFFFFFF
+        k = (k * _HASH_MULT) & 0xFFFFFFFFFFFFFFFF
+    return h ^ (len(name) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF)
+
+
+def _hash_names(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`name_hash` over names packed in ``blob`` (all lengths > 0)."""
+    n = len(starts)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    total = int(lengths.sum())
+    first = np.repeat(starts, lengths)
+    pos_in_name = np.arange(total, dtype=np.int64) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths
+    )
+    idx = first + pos_in_name
+    pw = _hash_powers(int(lengths.max()))
+    with np.errstate(over="ignore"):
+        terms = (blob[idx].astype(np.uint64) + np.uint64(1)) * pw[pos_in_name]
+        seg = np.cumsum(lengths) - lengths
+        h = np.add.reduceat(terms, seg)
+        h ^= lengths.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+    return h
+
+
+@dataclass
+class CentralBlock:
+    """Entries decoded from one block of the central directory, as columns.
+
+    ``names`` packs the (UTF-8) names back to back; entry ``i`` is
+    ``names[name_start[i]:name_start[i] + name_length[i]]``.  Directory entries and unsafe
+    names are not in the columns: they are counted and listed in ``skipped_*``.
+    """
+
+    names: bytes
+    name_start: np.ndarray  # int64
+    name_length: np.ndarray  # int32
+    name_hash: np.ndarray  # uint64
+    header_offset: np.ndarray  # int64, local header offset (after shift)
+    compressed_size: np.ndarray  # int64
+    uncompressed_size: np.ndarray  # int64
+    crc32: np.ndarray  # uint32
+    method: np.ndarray  # uint16
+    flags: np.ndarray  # uint16
+    is_metadata: np.ndarray  # bool
+    ordinal: np.ndarray  # int64: position of the entry in the central directory
+    consumed: int = 0  #: bytes of the block that held whole headers
+    count: int = 0  #: headers decoded (including skipped ones)
+    stopped: bool = False  #: decoding stopped at the first non-metadata entry
+    skipped_directories: int = 0
+    skipped_unsafe: list[str] = field(default_factory=list)
+    n_unsafe: int = 0
+
+    def __len__(self) -> int:
+        return len(self.name_start)
+
+
+def _find_signatures(a: np.ndarray, sig: bytes) -> np.ndarray:
+    """Sorted offsets at which the 4-byte ``sig`` occurs in ``a``."""
+    target = np.frombuffer(sig, dtype="<u4")[0]
+    found = []
+    n = len(a)
+    for k in range(4):
+        m = (n - k) // 4
+        if m <= 0:
+            continue
+        words = a[k : k + 4 * m].view("<u4")
+        hits = np.flatnonzero(words == target)
+        if len(hits):
+            found.append(hits.astype(np.int64) * 4 + k)
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(found))
+
+
+def _u16(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return a[pos].astype(np.int64) | (a[pos + 1].astype(np.int64) << 8)
+
+
+def _u64(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    idx = pos[:, None] + np.arange(8)
+    return np.ascontiguousarray(a[idx]).view("<u8").reshape(-1).astype(np.int64)
+
+
+def parse_central_block(
+    buf: bytes | memoryview,
+    *,
+    first_ordinal: int,
+    final: bool,
+    shift: int = 0,
+    stop_after_metadata: bool = False,
+    max_entries: int | None = None,
+) -> CentralBlock:
+    """Decode the whole central-directory headers at the start of ``buf``.
+
+    ``buf`` must begin at a header.  Headers cut off at the end of ``buf`` are left for the
+    next block (``consumed`` says how far this one got) unless ``final``, when they are an
+    error.  With ``stop_after_metadata``, decoding stops before the first entry that is not
+    Zarr metadata (the RFC-9 ``jsonFirst`` prefix).
+    """
+    a = np.frombuffer(buf, dtype=np.uint8)
+    n = len(a)
+    positions = _chain(a, final)
+    if max_entries is not None and len(positions) > max_entries:
+        raise CorruptArchiveError(
+            f"central directory holds more headers than the {max_entries} the end record allows"
+        )
+    if len(positions) == 0:
+        return _empty_block()
+    hdr = np.ascontiguousarray(a[positions[:, None] + np.arange(R.CENTRAL.size)]).view(
+        R.CENTRAL_DTYPE
+    )[:, 0]
+    nlen = hdr["name_length"].astype(np.int64)
+    elen = hdr["extra_length"].astype(np.int64)
+    clen = hdr["comment_length"].astype(np.int64)
+    ends = positions + R.CENTRAL.size + nlen + elen + clen
+    consumed = int(ends[-1])
+    assert consumed <= n
+
+    # Names, packed into one blob.
+    name_pos = positions + R.CENTRAL.size
+    total = int(nlen.sum())
+    blob_start = np.cumsum(nlen) - nlen
+    if total:
+        idx = np.repeat(name_pos - blob_start, nlen) + np.arange(total, dtype=np.int64)
+        blob = a[idx]
+    else:
+        blob = np.zeros(0, dtype=np.uint8)
+
+    flags = hdr["flags"].astype(np.uint16)
+    # Names without the UTF-8 flag are cp437; only non-ASCII ones read differently.
+    if total:
+        high = blob >= 0x80
+        if high.any():
+            owner = np.searchsorted(blob_start, np.flatnonzero(high), side="right") - 1
+            cp437 = np.unique(owner[(flags[owner] & R.FLAG_UTF8) == 0])
+            if len(cp437):
+                blob, nlen, blob_start = _recode_cp437(blob, nlen, blob_start, cp437)
+
+    is_meta = _endswith_metadata(blob, blob_start, nlen)
+    last = blob[np.maximum(blob_start + nlen - 1, 0)] if total else np.zeros(len(nlen), np.uint8)
+    is_dir_all = (nlen > 0) & (last == ord("/"))
+    count = len(positions)
+    stopped = False
+    if stop_after_metadata:
+        # Directory entries do not end the metadata prefix (some writers list them first).
+        non_meta = np.flatnonzero(~(is_meta | is_dir_all))
+        if len(non_meta):
+            count = int(non_meta[0])
+            consumed = int(positions[count])
+            stopped = True
+    keep_hdr = slice(0, count)
+
+    # Directories and unsafe names are never served.
+    unsafe = _unsafe_names(blob, blob_start, nlen)[keep_hdr]
+    is_dir = is_dir_all[keep_hdr] & ~unsafe
+    keep = np.flatnonzero(~(unsafe | is_dir))
+
+    # ZIP64 extra fields for entries whose 32-bit slots are saturated.
+    usize = hdr["uncompressed_size"].astype(np.int64)
+    csize = hdr["compressed_size"].astype(np.int64)
+    hoff = hdr["local_header_offset"].astype(np.int64)
+    disk = hdr["disk_start"].astype(np.int64)
+    need64 = np.flatnonzero(
+        (usize[keep_hdr] == R.U32_MAX)
+        | (csize[keep_hdr] == R.U32_MAX)
+        | (hoff[keep_hdr] == R.U32_MAX)
+        | (disk[keep_hdr] == R.U16_MAX)
+    )
+    if len(need64):
+        _apply_zip64(a, positions, nlen_raw=hdr["name_length"].astype(np.int64), elen=elen,
+                     rows=need64, usize=usize, csize=csize, hoff=hoff, disk=disk)
+    if np.any(disk[keep] != 0):
+        raise UnsupportedFeatureError("multi-part (split) archive: entry data on another disk")
+
+    sel_start = blob_start[keep]
+    sel_len = nlen[keep]
+    # Repack the kept names contiguously.
+    kept_total = int(sel_len.sum())
+    if len(keep) == len(nlen):
+        names = blob.tobytes()
+        new_start = blob_start
+    else:
+        new_start = np.cumsum(sel_len) - sel_len
+        if kept_total:
+            idx = np.repeat(sel_start - new_start, sel_len) + np.arange(kept_total, dtype=np.int64)
+            names = blob[idx].tobytes()
+        else:
+            names = b""
+    names_arr = np.frombuffer(names, dtype=np.uint8)
+    skipped_unsafe = []
+    unsafe_rows = np.flatnonzero(unsafe)
+    for r in unsafe_rows[:20]:
+        skipped_unsafe.append(
+            bytes(blob[blob_start[r] : blob_start[r] + nlen[r]]).decode("utf-8", "replace")
+        )
+    return CentralBlock(
+        names=names,
+        name_start=new_start.astype(np.int64),
+        name_length=sel_len.astype(np.int32),
+        name_hash=_hash_names(names_arr, new_start, sel_len),
+        header_offset=hoff[keep] + shift,
+        compressed_size=csize[keep],
+        uncompressed_size=usize[keep],
+        crc32=hdr["crc32"][keep].astype(np.uint32),
+        method=hdr["method"][keep].astype(np.uint16),
+        flags=flags[keep],
+        is_metadata=is_meta[keep],
+        ordinal=keep.astype(np.int64) + first_ordinal,
+        consumed=consumed,
+        count=count,
+        stopped=stopped,
+        skipped_directories=int(is_dir.sum()),
+        skipped_unsafe=skipped_unsafe,
+        n_unsafe=len(unsafe_rows),
+    )
+
+
+def _empty_block() -> CentralBlock:
+    z = np.zeros(0, dtype=np.int64)
+    return CentralBlock(
+        names=b"",
+        name_start=z,
+        name_length=z.astype(np.int32),
+        name_hash=z.astype(np.uint64),
+        header_offset=z,
+        compressed_size=z,
+        uncompressed_size=z,
+        crc32=z.astype(np.uint32),
+        method=z.astype(np.uint16),
+        flags=z.astype(np.uint16),
+        is_metadata=z.astype(bool),
+        ordinal=z,
+    )
+
+
+def _header_end(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """End offset of the headers at ``pos`` (all with 46 bytes available)."""
+    return (
+        pos
+        + R.CENTRAL.size
+        + _u16(a, pos + 28)
+        + _u16(a, pos + 30)
+        + _u16(a, pos + 32)
+    )
+
+
+def _chain(a: np.ndarray, final: bool) -> np.ndarray:
+    """Offsets of the whole headers that follow each other from offset 0 of ``a``."""
+    n = len(a)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    cands = _find_signatures(a, R.SIG_CENTRAL)
+    if len(cands) == 0 or cands[0] != 0:
+        if final or n >= R.MAX_CENTRAL_HEADER:
+            raise CorruptArchiveError("bad central-directory header signature")
+        return np.zeros(0, dtype=np.int64)
+    cands = cands[cands + R.CENTRAL.size <= n]
+    if len(cands) == 0:
+        if final:
+            raise CorruptArchiveError("central directory is truncated inside a header")
+        return cands
+    ends = _header_end(a, cands)
+    # Fast path: every signature found is a header and they link up.
+    if np.array_equal(ends[:-1], cands[1:]):
+        chain = cands
+        chain_ends = ends
+    else:
+        # Some signature bytes occur inside names or extra fields: walk the chain for real.
+        where = {int(p): i for i, p in enumerate(cands)}
+        out = [0]
+        i = 0
+        while True:
+            e = int(ends[i])
+            j = where.get(e)
+            if j is None:
+                break
+            out.append(e)
+            i = j
+        chain = np.asarray(out, dtype=np.int64)
+        chain_ends = ends[[where[int(p)] for p in chain]]
+    # Drop the last header if it runs past the block.
+    complete = chain_ends <= n
+    if not complete.all():
+        cut = int(np.argmin(complete))
+        if final:
+            raise CorruptArchiveError("central directory is truncated inside a header")
+        chain = chain[:cut]
+        chain_ends = chain_ends[:cut]
+    if final:
+        end = int(chain_ends[-1]) if len(chain) else 0
+        if end != n:
+            raise CorruptArchiveError(
+                f"bad central-directory header signature at central-directory offset {end}"
+            )
+    elif len(chain) and int(chain_ends[-1]) + R.CENTRAL.size <= n:
+        # The next header starts inside this block, so its signature must be there.
+        e = int(chain_ends[-1])
+        if bytes(a[e : e + 4]) != R.SIG_CENTRAL:
+            raise CorruptArchiveError(
+                f"bad central-directory header signature at central-directory offset {e}"
+            )
+    return chain
+
+
+def _apply_zip64(a, positions, *, nlen_raw, elen, rows, usize, csize, hoff, disk):
+    """Fill saturated fields of ``rows`` from their ZIP64 extended-information extra field."""
+    start = positions[rows] + R.CENTRAL.size + nlen_raw[rows]
+    limit = start + elen[rows]
+    need_u = usize[rows] == R.U32_MAX
+    need_c = csize[rows] == R.U32_MAX
+    need_o = hoff[rows] == R.U32_MAX
+    need_d = disk[rows] == R.U16_MAX
+    needed = need_u.astype(np.int64) * 8 + need_c * 8 + need_o * 8 + need_d * 4
+    # Fast path: the ZIP64 field is the first extra field (as every common writer puts it).
+    ok = start + 4 <= limit
+    first_id = np.where(ok, _u16(a, np.where(ok, start, 0)), -1)
+    first_len = np.where(ok, _u16(a, np.where(ok, start + 2, 0)), -1)
+    fast = ok & (first_id == R.ZIP64_EXTRA_ID) & (first_len >= needed) & (start + 4 + first_len <= limit)
+    slow = np.flatnonzero(~fast)
+    body = start + 4
+    for r in slow:
+        # Walk the extra fields of this header one by one.
+        p, lim = int(start[r]), int(limit[r])
+        found = None
+        while p + 4 <= lim:
+            fid, flen = int(_u16(a, np.array([p]))[0]), int(_u16(a, np.array([p + 2]))[0])
+            if p + 4 + flen > lim:
+                break
+            if fid == R.ZIP64_EXTRA_ID:
+                found = (p + 4, flen)
+                break
+            p += 4 + flen
+        if found is None or found[1] < needed[r]:
+            raise CorruptArchiveError(
+                "central-directory header has 0xFFFFFFFF sizes or offset but no ZIP64 extra field"
+            )
+        body[r] = found[0]
+    off = body.copy()
+    sel = np.flatnonzero(need_u)
+    if len(sel):
+        usize[rows[sel]] = _u64(a, off[sel])
+    off += need_u * 8
+    sel = np.flatnonzero(need_c)
+    if len(sel):
+        csize[rows[sel]] = _u64(a, off[sel])
+    off += need_c * 8
+    sel = np.flatnonzero(need_o)
+    if len(sel):
+        hoff[rows[sel]] = _u64(a, off[sel])
+    off += need_o * 8
+    sel = np.flatnonzero(need_d)
+    if len(sel):
+        idx = off[sel]
+        disk[rows[sel]] = (
+            a[idx].astype(np.int64)
+            | (a[idx + 1].astype(np.int64) << 8)
+            | (a[idx + 2].astype(np.int64) << 16)
+            | (a[idx + 3].astype(np.int64) << 24)
+        )
+    if np.any(usize[rows] < 0) or np.any(csize[rows] < 0) or np.any(hoff[rows] < 0):
+        raise CorruptArchiveError("ZIP64 extra field holds a size or offset beyond 2**63")
+
+
+def _recode_cp437(blob, nlen, blob_start, rows):
+    """Re-encode the names of ``rows`` (cp437 in the archive) as UTF-8."""
+    pieces = []
+    rows_set = set(int(r) for r in rows)
+    new_len = nlen.copy()
+    for i in range(len(nlen)):
+        raw = bytes(blob[blob_start[i] : blob_start[i] + nlen[i]])
+        if i in rows_set:
+            raw = raw.decode("cp437").encode("utf-8")
+            new_len[i] = len(raw)
+        pieces.append(raw)
+    new_blob = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+    return new_blob, new_len, np.cumsum(new_len) - new_len
+
+
+def _endswith_metadata(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Which names are Zarr metadata files: basename in :data:`METADATA_BASENAMES`."""
+    out = np.zeros(len(starts), dtype=bool)
+    if len(blob) == 0:
+        return out
+    ends = starts + lengths
+    for base in METADATA_BASENAMES:
+        k = len(base)
+        cand = np.flatnonzero(lengths >= k)
+        if len(cand) == 0:
+            continue
+        tail = blob[ends[cand, None] - k + np.arange(k)]
+        match = np.all(tail == np.frombuffer(base, dtype=np.uint8), axis=1)
+        at_root = lengths[cand] == k
+        before = ends[cand] - k - 1
+        slash = np.zeros(len(cand), dtype=bool)
+        inner = ~at_root
+        slash[inner] = blob[before[inner]] == ord("/")
+        out[cand[match & (at_root | slash)]] = True
+    return out
+
+
+def _unsafe_names(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Names that are empty, absolute, hold a backslash, a NUL or a '..' segment."""
+    bad = lengths == 0
+    if len(blob) == 0:
+        return bad
+    nonempty = ~bad
+    bad |= nonempty & (blob[np.where(nonempty, starts, 0)] == ord("/"))
+
+    def owner_of(pos):
+        return np.searchsorted(starts, pos, side="right") - 1
+
+    for ch in (ord("\\"), 0):
+        hits = np.flatnonzero(blob == ch)
+        if len(hits):
+            bad[owner_of(hits)] = True
+    dots = np.flatnonzero((blob[:-1] == ord(".")) & (blob[1:] == ord(".")))
+    if len(dots):
+        own = owner_of(dots)
+        seg_start = (dots == starts[own]) | (blob[np.maximum(dots - 1, 0)] == ord("/"))
+        after = dots + 2
+        end = starts[own] + lengths[own]
+        seg_end = (after == end) | (blob[np.minimum(after, len(blob) - 1)] == ord("/"))
+        bad[own[seg_start & seg_end]] = True
+    # A drive letter ("C:") makes a name absolute on Windows.
+    two = np.flatnonzero(lengths >= 2)
+    if len(two):
+        second = blob[starts[two] + 1] == ord(":")
+        bad[two[second]] = True
+    return bad
+
+
+# --------------------------------------------------------------------------------------------
+# Local headers
+# --------------------------------------------------------------------------------------------
+
+
+def parse_local_header(buf: bytes, header_offset: int) -> int:
+    """The file offset of an entry's data, from the first 30 bytes of its local header."""
+    if len(buf) < R.LOCAL.size:
+        raise CorruptArchiveError(
+            f"local header at offset {header_offset} is cut off by the end of the file"
+        )
+    sig, *_rest, nlen, elen = R.LOCAL.unpack_from(buf, 0)
+    if sig != R.SIG_LOCAL:
+        raise CorruptArchiveError(f"bad local header signature at offset {header_offset}")
+    return header_offset + R.LOCAL.size + nlen + elen

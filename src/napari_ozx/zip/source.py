@@ -1,0 +1,113 @@
+"""Byte sources: where the bytes the parsers ask for come from.
+
+A source answers ``read(offset, length)`` with exactly ``length`` bytes.  It holds no file
+position and no lock, so any number of threads may read at once; it pickles as its address and
+reopens itself in a new process (after ``fork`` too).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from ..errors import CorruptArchiveError, OzxError
+
+
+class ByteSource:
+    """Interface of a byte source."""
+
+    name: str
+    size: int
+    #: reading the whole central directory is cheap (local disk), so scanning it beats guessing
+    cheap_scan: bool = False
+
+    def read(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalFile(ByteSource):
+    """A file on a local disk, read with ``os.pread``."""
+
+    cheap_scan = True
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.name = self.path
+        self._fd: int | None = None
+        self._pid: int | None = None
+        self._open_lock = threading.Lock()
+        try:
+            self.size = os.stat(self.path).st_size
+        except OSError as e:
+            raise OzxError(f"cannot open: {e.strerror}", archive=self.path) from e
+        if os.path.isdir(self.path):
+            raise OzxError("is a directory, not an archive", archive=self.path)
+
+    def _descriptor(self) -> int:
+        fd, pid = self._fd, self._pid
+        if fd is not None and pid == os.getpid():
+            return fd
+        with self._open_lock:
+            if self._fd is None or self._pid != os.getpid():
+                try:
+                    self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError as e:
+                    raise OzxError(f"cannot open: {e.strerror}", archive=self.path) from e
+                self._pid = os.getpid()
+            return self._fd
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise CorruptArchiveError(
+                f"read of {length} bytes at offset {offset} runs past the end of the "
+                f"{self.size}-byte file",
+                archive=self.path,
+            )
+        fd = self._descriptor()
+        data = os.pread(fd, length, offset)
+        if len(data) == length:
+            return data
+        parts = [data]
+        got = len(data)
+        while got < length:
+            more = os.pread(fd, length - got, offset + got)
+            if not more:
+                raise CorruptArchiveError(
+                    f"file ended at {offset + got} while reading {length} bytes at {offset} "
+                    "(was it truncated while open?)",
+                    archive=self.path,
+                )
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None and self._pid == os.getpid():
+            os.close(fd)
+
+    def __getstate__(self):
+        return {"path": self.path, "size": self.size}
+
+    def __setstate__(self, state):
+        self.path = state["path"]
+        self.name = self.path
+        self.size = state["size"]
+        self._fd = None
+        self._pid = None
+        self._open_lock = threading.Lock()
+
+    def __eq__(self, other):
+        return isinstance(other, LocalFile) and other.path == self.path
+
+    def __hash__(self):
+        return hash(("LocalFile", self.path))
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
