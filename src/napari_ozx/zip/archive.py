@@ -26,6 +26,7 @@ from . import records as R
 from .index import IndexBuilder, ZipIndex
 from .parse import (
     METADATA_BASENAMES,
+    PAD,
     NeedBytes,
     OmeComment,
     parse_central_block,
@@ -37,7 +38,7 @@ from .parse import (
 from .source import ByteSource, LocalFile
 
 FIRST_BLOCK = 64 * 1024
-BLOCK = 8 * 1024 * 1024
+BLOCK = 2 * 1024 * 1024
 
 
 def is_metadata_name(name: str) -> bool:
@@ -82,7 +83,7 @@ class ZipArchive:
         self._full: ZipIndex | None = None
         self._prefix: ZipIndex | None = None
         self._prefix_end = 0
-        self._json_first_checked: bool | None = None
+        self._scan_cache: dict[str, bool] = {}
         self.stats: dict[str, int] = {}
         self.duplicates: list[str] = []
         self.unsafe_names: list[str] = []
@@ -144,12 +145,22 @@ class ZipArchive:
         end = self.end
         pos = start
         block = first_block
+        scratch = None
         while pos < end.cd_size:
             length = min(block, end.cd_size - pos)
-            buf = self._read(end.cd_offset + pos, length)
+            t0 = end.cd_offset + pos - self._tail_offset
+            if t0 >= 0:
+                buf = self._tail[t0 : t0 + length + PAD]
+            else:
+                # One reused buffer: fresh pages cost more than the parsing on this machine.
+                if scratch is None or len(scratch) < length + PAD:
+                    scratch = bytearray(max(length, min(BLOCK, end.cd_size)) + PAD)
+                self.source.read_into(end.cd_offset + pos, memoryview(scratch)[:length])
+                buf = scratch
             final = pos + length == end.cd_size
             blk = parse_central_block(
                 buf,
+                length=length,
                 first_ordinal=builder.headers,
                 final=final,
                 shift=end.shift,
@@ -169,7 +180,7 @@ class ZipArchive:
         return self.end.cd_size // R.CENTRAL.size
 
     def _build_prefix(self) -> None:
-        builder = IndexBuilder(self._capacity())
+        builder = IndexBuilder(self._capacity(), max_name_bytes=self.end.cd_size)
         self._prefix_end = self._decode(
             start=0, builder=builder, stop_after_metadata=True, first_block=FIRST_BLOCK
         )
@@ -183,7 +194,7 @@ class ZipArchive:
             self._prefix = builder.finish(complete=False)
 
     def _build_full(self) -> ZipIndex:
-        builder = IndexBuilder(self._capacity())
+        builder = IndexBuilder(self._capacity(), max_name_bytes=self.end.cd_size)
         self._decode(start=0, builder=builder, stop_after_metadata=False, first_block=BLOCK)
         self._check_count(builder)
         self._absorb(builder)
@@ -242,27 +253,28 @@ class ZipArchive:
                     raise e.with_archive(self.name) from None
             return self._full
 
-    def _json_first_holds(self) -> bool:
-        """No metadata entry follows the prefix: checked once, by a scan of the bytes that
-        follow it (only where reading them is cheap; elsewhere the full index decides)."""
-        if self._json_first_checked is None:
-            self._json_first_checked = not self._scan_for_metadata()
-        return self._json_first_checked
+    def _absent_after_prefix(self, name: str) -> bool:
+        """May a metadata name missing from the jsonFirst prefix be reported absent?
 
-    def _scan_for_metadata(self) -> bool:
-        """Do the central-directory bytes after the prefix mention a metadata file name?"""
-        end = self.end
-        pos = self._prefix_end
-        overlap = max(len(b) for b in METADATA_BASENAMES)
-        while pos < end.cd_size:
-            length = min(BLOCK, end.cd_size - pos)
-            buf = self._read(end.cd_offset + pos, length)
-            if any(base in buf for base in METADATA_BASENAMES):
-                return True
-            if pos + length >= end.cd_size:
-                break
-            pos += length - overlap
-        return False
+        RFC-9's ``jsonFirst`` promises that no ``zarr.json`` follows the first other entry; a
+        writer may lie, so the promise is checked once (by a search of the raw central-directory
+        bytes after the prefix, where that is cheap) before a miss is believed.  Zarr v2 names
+        (``.zgroup``...) are no part of a v3 hierarchy: with the root ``zarr.json`` in the prefix
+        a miss on them is final.
+        """
+        base = name.rsplit("/", 1)[-1]
+        if base != "zarr.json" and self._prefix.lookup("zarr.json") is not None:
+            return True
+        if not self.source.cheap_scan:
+            return False
+        found = self._scan_cache.get(base)
+        if found is None:
+            end = self.end
+            found = self.source.find(
+                base.encode(), end.cd_offset + self._prefix_end, end.cd_offset + end.cd_size
+            ) >= 0
+            self._scan_cache[base] = found
+        return not found
 
     def locate(self, name: str) -> tuple[ZipIndex, int] | None:
         """The index and row that answer for ``name``, or None when there is no such entry."""
@@ -273,7 +285,7 @@ class ZipArchive:
                 row = prefix.lookup(name)
                 if row is not None:
                     return prefix, row
-                if self.source.cheap_scan and self._json_first_holds():
+                if self._absent_after_prefix(name):
                     return None
             full = self.full_index()
         row = full.lookup(name)
@@ -286,7 +298,7 @@ class ZipArchive:
     def metadata_names(self) -> list[str]:
         """Names of the Zarr metadata entries known without decoding more than needed."""
         index = self._full if self._full is not None else self._prefix
-        if self._full is None and not (self.source.cheap_scan and self._json_first_holds()):
+        if self._full is None and not self._absent_after_prefix("zarr.json"):
             index = self.full_index()
         return [index.name(int(r)) for r in index.metadata_rows()]
 
@@ -328,7 +340,7 @@ class ZipArchive:
             raise e.with_archive(self.name) from None
 
     def _data_offset(self, index: ZipIndex, row: int) -> int:
-        off = int(index.data_offset[row])
+        off = int(index.data_offset[row]) - 1
         if off >= 0:
             return off
         hoff = int(index.header_offset[row])
@@ -337,7 +349,7 @@ class ZipArchive:
                 f"local header offset {hoff} lies beyond the start of the central directory"
             )
         off = parse_local_header(self._read(hoff, R.LOCAL.size), hoff)
-        index.data_offset[row] = off
+        index.data_offset[row] = off + 1
         return off
 
     def _read_row(self, index: ZipIndex, row: int, name: str, start: int, stop: int | None):

@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import CorruptArchiveError, NotAZipError, UnsupportedFeatureError
 from . import records as R
@@ -210,6 +211,7 @@ def parse_comment(comment: bytes) -> OmeComment:
 #: File names that hold Zarr metadata (v3 and v2).  With ``jsonFirst`` these come first.
 METADATA_BASENAMES = (b"zarr.json", b".zgroup", b".zarray", b".zattrs", b".zmetadata")
 
+_M64 = 0xFFFFFFFFFFFFFFFF
 _HASH_MULT = 0x9E3779B97F4A7C15
 _HASH_POW = None  # uint64 powers of _HASH_MULT, grown on demand
 
@@ -217,7 +219,7 @@ _HASH_POW = None  # uint64 powers of _HASH_MULT, grown on demand
 def _hash_powers(n: int) -> np.ndarray:
     global _HASH_POW
     if _HASH_POW is None or len(_HASH_POW) < n:
-        m = max(n, 256)
+        m = max(n, 64)
         p = np.full(m, _HASH_MULT, dtype=np.uint64)
         p[0] = 1
         with np.errstate(over="ignore"):
@@ -225,34 +227,73 @@ def _hash_powers(n: int) -> np.ndarray:
     return _HASH_POW
 
 
+def _mix(h: int) -> int:
+    """splitmix64's finaliser: spreads every input bit over the result (the index sorts by
+    the top bits)."""
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & _M64
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & _M64
+    return h ^ (h >> 31)
+
+
 def name_hash(name: bytes) -> int:
-    """The 64-bit hash the index sorts names by: sum((b + 1) * K**i) mod 2**64, then length."""
+    """The 64-bit hash the index sorts names by.
+
+    The name, zero-padded to whole 8-byte little-endian words w_i, gives
+    mix(sum(w_i * K**i) + length) (mod 2**64).
+    """
+    n = len(name)
+    words = struct.unpack(f"<{(n + 7) // 8}Q", name + b"\0" * (-n % 8))
     h = 0
     k = 1
-    for b in name:
-        h = (h + (b + 1) * k) & 0xFFFFFFFFFFFFFFFF
-        k = (k * _HASH_MULT) & 0xFFFFFFFFFFFFFFFF
-    return h ^ (len(name) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF)
+    for w in words:
+        h = (h + w * k) & _M64
+        k = (k * _HASH_MULT) & _M64
+    return _mix((h + n) & _M64)
+
+
+def _mix_array(h: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _hash_words(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`name_hash` of zero-padded names given as rows of little-endian u64 words."""
+    pw = _hash_powers(words.shape[1])[: words.shape[1]]
+    with np.errstate(over="ignore"):
+        h = (words * pw).sum(axis=1, dtype=np.uint64)
+        h += lengths.astype(np.uint64)
+    return _mix_array(h)
 
 
 def _hash_names(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`name_hash` over names packed in ``blob`` (all lengths > 0)."""
+    """:func:`name_hash` over names packed in ``blob`` (any lengths; the general path)."""
     n = len(starts)
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
-    total = int(lengths.sum())
-    first = np.repeat(starts, lengths)
-    pos_in_name = np.arange(total, dtype=np.int64) - np.repeat(
-        np.cumsum(lengths) - lengths, lengths
-    )
-    idx = first + pos_in_name
-    pw = _hash_powers(int(lengths.max()))
-    with np.errstate(over="ignore"):
-        terms = (blob[idx].astype(np.uint64) + np.uint64(1)) * pw[pos_in_name]
-        seg = np.cumsum(lengths) - lengths
-        h = np.add.reduceat(terms, seg)
-        h ^= lengths.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
-    return h
+    nwords = (lengths + 7) // 8
+    width = int(nwords.max()) * 8
+    out = np.empty(n, dtype=np.uint64)
+    # Work in slices so the zero-padded copy stays small even for long names.
+    step = max(1, (4 << 20) // max(width, 1))
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        ln = lengths[lo:hi]
+        w = int(nwords[lo:hi].max()) * 8 if hi > lo else 8
+        mat = np.zeros((hi - lo, max(w, 8)), dtype=np.uint8)
+        total = int(ln.sum())
+        if total:
+            row = np.repeat(np.arange(hi - lo), ln)
+            col = np.arange(total) - np.repeat(np.cumsum(ln) - ln, ln)
+            mat[row, col] = blob[np.repeat(starts[lo:hi], ln) + col]
+        out[lo:hi] = _hash_words(mat.view("<u8"), ln)
+    return out
 
 
 @dataclass
@@ -314,9 +355,20 @@ def _u64(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[idx]).view("<u8").reshape(-1).astype(np.int64)
 
 
+PAD = _PAD = 320  # zero bytes appended to a block so fixed-width row views never run off its end
+_MATRIX_WIDTH = _PAD - R.CENTRAL.size  # names up to this long are gathered as a 2-D matrix
+
+
+def _rows(a: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
+    """``width`` bytes at each offset of ``pos``, as an (n, width) array (one gather, no index
+    array of n * width entries)."""
+    return sliding_window_view(a, width)[pos]
+
+
 def parse_central_block(
-    buf: bytes | memoryview,
+    buf: bytes | bytearray | memoryview,
     *,
+    length: int | None = None,
     first_ordinal: int,
     final: bool,
     shift: int = 0,
@@ -325,54 +377,38 @@ def parse_central_block(
 ) -> CentralBlock:
     """Decode the whole central-directory headers at the start of ``buf``.
 
-    ``buf`` must begin at a header.  Headers cut off at the end of ``buf`` are left for the
+    ``buf`` must begin at a header; only its first ``length`` bytes (all by default) are the
+    block, any after them serve as scratch padding.  Headers cut off at the end of the block are
+    left for the
     next block (``consumed`` says how far this one got) unless ``final``, when they are an
     error.  With ``stop_after_metadata``, decoding stops before the first entry that is not
     Zarr metadata (the RFC-9 ``jsonFirst`` prefix).
     """
-    a = np.frombuffer(buf, dtype=np.uint8)
-    n = len(a)
-    positions = _chain(a, final)
+    whole = np.frombuffer(buf, dtype=np.uint8)
+    length = len(whole) if length is None else length
+    raw = whole[:length]
+    positions = _chain(raw, final)
     if max_entries is not None and len(positions) > max_entries:
         raise CorruptArchiveError(
             f"central directory holds more headers than the {max_entries} the end record allows"
         )
     if len(positions) == 0:
         return _empty_block()
-    hdr = np.ascontiguousarray(a[positions[:, None] + np.arange(R.CENTRAL.size)]).view(
-        R.CENTRAL_DTYPE
-    )[:, 0]
+    if len(whole) >= length + _PAD:
+        a = whole  # bytes past the block are only ever read as padding of fixed-width rows
+    else:
+        a = np.concatenate([raw, np.zeros(_PAD, dtype=np.uint8)])
+    hdr = _rows(a, positions, R.CENTRAL.size).view(R.CENTRAL_DTYPE)[:, 0]
     nlen = hdr["name_length"].astype(np.int64)
     elen = hdr["extra_length"].astype(np.int64)
-    clen = hdr["comment_length"].astype(np.int64)
-    ends = positions + R.CENTRAL.size + nlen + elen + clen
-    consumed = int(ends[-1])
-    assert consumed <= n
-
-    # Names, packed into one blob.
     name_pos = positions + R.CENTRAL.size
-    total = int(nlen.sum())
-    blob_start = np.cumsum(nlen) - nlen
-    if total:
-        idx = np.repeat(name_pos - blob_start, nlen) + np.arange(total, dtype=np.int64)
-        blob = a[idx]
-    else:
-        blob = np.zeros(0, dtype=np.uint8)
 
-    flags = hdr["flags"].astype(np.uint16)
-    # Names without the UTF-8 flag are cp437; only non-ASCII ones read differently.
-    if total:
-        high = blob >= 0x80
-        if high.any():
-            owner = np.searchsorted(blob_start, np.flatnonzero(high), side="right") - 1
-            cp437 = np.unique(owner[(flags[owner] & R.FLAG_UTF8) == 0])
-            if len(cp437):
-                blob, nlen, blob_start = _recode_cp437(blob, nlen, blob_start, cp437)
-
-    is_meta = _endswith_metadata(blob, blob_start, nlen)
-    last = blob[np.maximum(blob_start + nlen - 1, 0)] if total else np.zeros(len(nlen), np.uint8)
+    # Which entries are metadata or directories, read straight from the raw name bytes.
+    is_meta = _endswith_metadata(a, name_pos, nlen)
+    last = a[name_pos + np.maximum(nlen - 1, 0)]
     is_dir_all = (nlen > 0) & (last == ord("/"))
     count = len(positions)
+    consumed = int(positions[-1] + R.CENTRAL.size + nlen[-1] + elen[-1] + hdr["comment_length"][-1])
     stopped = False
     if stop_after_metadata:
         # Directory entries do not end the metadata prefix (some writers list them first).
@@ -381,11 +417,43 @@ def parse_central_block(
             count = int(non_meta[0])
             consumed = int(positions[count])
             stopped = True
-    keep_hdr = slice(0, count)
+            positions, hdr, nlen, elen, name_pos = (
+                positions[:count], hdr[:count], nlen[:count], elen[:count], name_pos[:count]
+            )
+            is_meta, is_dir_all = is_meta[:count], is_dir_all[:count]
+    if count == 0:
+        blk = _empty_block()
+        blk.stopped = stopped
+        return blk
 
-    # Directories and unsafe names are never served.
-    unsafe = _unsafe_names(blob, blob_start, nlen)[keep_hdr]
-    is_dir = is_dir_all[keep_hdr] & ~unsafe
+    # Names: a (n, width) matrix when they are short (the usual case), else a byte gather.
+    width = int(nlen.max())
+    if width <= _MATRIX_WIDTH:
+        matrix = _rows(a, name_pos, max(width, 1))
+        mask = np.arange(max(width, 1)) < nlen[:, None]
+        blob = matrix[mask]
+    else:
+        matrix = mask = None
+        total = int(nlen.sum())
+        idx = np.repeat(name_pos - (np.cumsum(nlen) - nlen), nlen) + np.arange(total)
+        blob = a[idx]
+    blob_start = np.cumsum(nlen) - nlen
+
+    # Names without the UTF-8 flag are cp437; only non-ASCII ones read differently.
+    flags = hdr["flags"].astype(np.uint16)
+    recoded = False
+    high = blob >= 0x80
+    if high.any():
+        owner = np.searchsorted(blob_start, np.flatnonzero(high), side="right") - 1
+        cp437 = np.asarray(sorted(set(owner[(flags[owner] & R.FLAG_UTF8) == 0].tolist())), np.int64)
+        if len(cp437):
+            unsafe = _unsafe_names(blob, blob_start, nlen)
+            blob, nlen, blob_start = _recode_cp437(blob, nlen, blob_start, cp437)
+            matrix = mask = None
+            recoded = True
+    if not recoded:
+        unsafe = _unsafe_names(blob, blob_start, nlen)
+    is_dir = is_dir_all & ~unsafe
     keep = np.flatnonzero(~(unsafe | is_dir))
 
     # ZIP64 extra fields for entries whose 32-bit slots are saturated.
@@ -394,10 +462,7 @@ def parse_central_block(
     hoff = hdr["local_header_offset"].astype(np.int64)
     disk = hdr["disk_start"].astype(np.int64)
     need64 = np.flatnonzero(
-        (usize[keep_hdr] == R.U32_MAX)
-        | (csize[keep_hdr] == R.U32_MAX)
-        | (hoff[keep_hdr] == R.U32_MAX)
-        | (disk[keep_hdr] == R.U16_MAX)
+        (usize == R.U32_MAX) | (csize == R.U32_MAX) | (hoff == R.U32_MAX) | (disk == R.U16_MAX)
     )
     if len(need64):
         _apply_zip64(a, positions, nlen_raw=hdr["name_length"].astype(np.int64), elen=elen,
@@ -405,32 +470,31 @@ def parse_central_block(
     if np.any(disk[keep] != 0):
         raise UnsupportedFeatureError("multi-part (split) archive: entry data on another disk")
 
-    sel_start = blob_start[keep]
     sel_len = nlen[keep]
-    # Repack the kept names contiguously.
-    kept_total = int(sel_len.sum())
-    if len(keep) == len(nlen):
-        names = blob.tobytes()
-        new_start = blob_start
+    new_start = np.cumsum(sel_len) - sel_len
+    all_kept = len(keep) == len(nlen)
+    if matrix is not None:
+        km, kmask = (matrix, mask) if all_kept else (matrix[keep], mask[keep])
+        names = blob.tobytes() if all_kept else km[kmask].tobytes()
+        hashes = _hash_matrix(km, kmask, sel_len)
     else:
-        new_start = np.cumsum(sel_len) - sel_len
-        if kept_total:
-            idx = np.repeat(sel_start - new_start, sel_len) + np.arange(kept_total, dtype=np.int64)
-            names = blob[idx].tobytes()
+        if all_kept:
+            names = blob.tobytes()
         else:
-            names = b""
-    names_arr = np.frombuffer(names, dtype=np.uint8)
-    skipped_unsafe = []
+            kept_total = int(sel_len.sum())
+            idx = np.repeat(blob_start[keep] - new_start, sel_len) + np.arange(kept_total)
+            names = blob[idx].tobytes()
+        hashes = _hash_names(np.frombuffer(names, dtype=np.uint8), new_start, sel_len)
     unsafe_rows = np.flatnonzero(unsafe)
-    for r in unsafe_rows[:20]:
-        skipped_unsafe.append(
-            bytes(blob[blob_start[r] : blob_start[r] + nlen[r]]).decode("utf-8", "replace")
-        )
+    skipped_unsafe = [
+        bytes(blob[blob_start[r] : blob_start[r] + nlen[r]]).decode("utf-8", "replace")
+        for r in unsafe_rows[:20]
+    ]
     return CentralBlock(
         names=names,
         name_start=new_start.astype(np.int64),
         name_length=sel_len.astype(np.int32),
-        name_hash=_hash_names(names_arr, new_start, sel_len),
+        name_hash=hashes,
         header_offset=hoff[keep] + shift,
         compressed_size=csize[keep],
         uncompressed_size=usize[keep],
@@ -446,6 +510,17 @@ def parse_central_block(
         skipped_unsafe=skipped_unsafe,
         n_unsafe=len(unsafe_rows),
     )
+
+
+def _hash_matrix(matrix: np.ndarray, mask: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`name_hash` of the names in the rows of ``matrix`` (``mask`` marks name bytes)."""
+    if len(lengths) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    width = matrix.shape[1]
+    w8 = -(-width // 8) * 8
+    padded = np.zeros((len(lengths), w8), dtype=np.uint8)
+    np.multiply(matrix, mask, out=padded[:, :width], casting="unsafe")
+    return _hash_words(padded.view("<u8"), lengths)
 
 
 def _empty_block() -> CentralBlock:
@@ -609,25 +684,49 @@ def _recode_cp437(blob, nlen, blob_start, rows):
     return new_blob, new_len, np.cumsum(new_len) - new_len
 
 
-def _endswith_metadata(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Which names are Zarr metadata files: basename in :data:`METADATA_BASENAMES`."""
-    out = np.zeros(len(starts), dtype=bool)
-    if len(blob) == 0:
+def _endswith_metadata(a: np.ndarray, name_pos: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Which names (at ``name_pos`` in ``a``) are Zarr metadata: basename in
+    :data:`METADATA_BASENAMES`."""
+    out = np.zeros(len(name_pos), dtype=bool)
+    # Pre-filter on the last four bytes ("json", "roup", ...): one 4-byte gather for all.
+    pre = np.flatnonzero(lengths >= 4)
+    if len(pre) == 0:
         return out
-    ends = starts + lengths
+    last4 = np.ascontiguousarray(_rows(a, name_pos[pre] + lengths[pre] - 4, 4)).view("<u4")[:, 0]
+    hit = np.zeros(len(pre), dtype=bool)
+    for suffix in _METADATA_SUFFIX4:
+        hit |= last4 == suffix
+    pre = pre[hit]
+    if len(pre) == 0:
+        return out
+    sub = _endswith_metadata_exact(a, name_pos[pre], lengths[pre])
+    out[pre[sub]] = True
+    return out
+
+
+_METADATA_SUFFIX4 = sorted({int.from_bytes(b[-4:], "little") for b in METADATA_BASENAMES})
+
+
+def _endswith_metadata_exact(a, name_pos, lengths):
+    out = np.zeros(len(name_pos), dtype=bool)
+    ends = name_pos + lengths
+    by_len: dict[int, list[bytes]] = {}
     for base in METADATA_BASENAMES:
-        k = len(base)
+        by_len.setdefault(len(base), []).append(base)
+    for k, bases in by_len.items():
         cand = np.flatnonzero(lengths >= k)
         if len(cand) == 0:
             continue
-        tail = blob[ends[cand, None] - k + np.arange(k)]
-        match = np.all(tail == np.frombuffer(base, dtype=np.uint8), axis=1)
+        tail = _rows(a, ends[cand] - k, k)
+        match = np.zeros(len(cand), dtype=bool)
+        for base in bases:
+            match |= np.all(tail == np.frombuffer(base, dtype=np.uint8), axis=1)
+        cand, match = cand[match], None
+        if len(cand) == 0:
+            continue
         at_root = lengths[cand] == k
-        before = ends[cand] - k - 1
-        slash = np.zeros(len(cand), dtype=bool)
-        inner = ~at_root
-        slash[inner] = blob[before[inner]] == ord("/")
-        out[cand[match & (at_root | slash)]] = True
+        slash = a[np.maximum(ends[cand] - k - 1, 0)] == ord("/")
+        out[cand[at_root | slash]] = True
     return out
 
 

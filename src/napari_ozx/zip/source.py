@@ -7,6 +7,7 @@ reopens itself in a new process (after ``fork`` too).
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 
@@ -22,6 +23,14 @@ class ByteSource:
     cheap_scan: bool = False
 
     def read(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def read_into(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the bytes at ``offset`` (lets a caller reuse one buffer)."""
+        view[:] = self.read(offset, len(view))
+
+    def find(self, pattern: bytes, start: int, end: int) -> int:
+        """Offset of the first ``pattern`` in ``[start, end)``, or -1 (only where cheap_scan)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -83,6 +92,31 @@ class LocalFile(ByteSource):
             parts.append(more)
             got += len(more)
         return b"".join(parts)
+
+    def read_into(self, offset: int, view: memoryview) -> None:
+        length = len(view)
+        if offset < 0 or offset + length > self.size:
+            raise CorruptArchiveError(
+                f"read of {length} bytes at offset {offset} runs past the end of the "
+                f"{self.size}-byte file",
+                archive=self.path,
+            )
+        fd = self._descriptor()
+        got = 0
+        while got < length:
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n <= 0:
+                raise CorruptArchiveError(
+                    f"file ended at {offset + got} while reading {length} bytes at {offset} "
+                    "(was it truncated while open?)",
+                    archive=self.path,
+                )
+            got += n
+
+    def find(self, pattern: bytes, start: int, end: int) -> int:
+        # A read-only map searched in place: no copy of the (maybe 100 MB) range.
+        with mmap.mmap(self._descriptor(), 0, access=mmap.ACCESS_READ) as mm:
+            return mm.find(pattern, start, end)
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
