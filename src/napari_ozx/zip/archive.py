@@ -37,6 +37,11 @@ from .parse import (
 )
 from .source import ByteSource, LocalFile
 
+try:  # ISA-L's CRC-32 runs at tens of GB/s, zlib's at about 3.5 (5% of a chunk read)
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover
+    from zlib import crc32 as _crc32
+
 FIRST_BLOCK = 64 * 1024
 BLOCK = 2 * 1024 * 1024
 
@@ -390,7 +395,7 @@ class ZipArchive:
     @staticmethod
     def _check_crc(data: bytes, index: ZipIndex, row: int) -> None:
         want = int(index.crc32[row])
-        got = zlib.crc32(data)
+        got = _crc32(data)
         if got != want:
             raise CorruptArchiveError(f"CRC-32 mismatch (data {got:08x}, directory {want:08x})")
 
