@@ -105,6 +105,10 @@ def _decode_end(
     zip64 = False
     loc = pos - R.ZIP64_LOCATOR.size
     end_of_cd = eocd_offset  # where the central directory should end
+    if loc < 0 and buf_offset > 0:
+        # A maximal comment pushes a ZIP64 locator (if any) out of the search window.
+        start = max(0, eocd_offset - R.ZIP64_LOCATOR.size - R.ZIP64_EOCD.size)
+        return NeedBytes(start, file_size - start)
     if loc >= 0 and buf[loc : loc + 4] == R.SIG_ZIP64_LOCATOR:
         _, z64_disk, z64_offset, n_disks = R.ZIP64_LOCATOR.unpack_from(buf, loc)
         if n_disks > 1 or z64_disk != 0:
