@@ -1,0 +1,215 @@
+"""RFC-9 archive comment and the jsonFirst partial central directory.
+
+A wrapping ByteSource counts what the reader touches: opening a 100k-entry jsonFirst archive and
+reading its metadata must touch only a tiny fraction of the central directory; the full directory
+is decoded when a chunk is first asked for; an archive that lies about jsonFirst still serves its
+late ``zarr.json`` (and warns); an absent or broken comment warns and never fails.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import zarr
+
+import archives as A
+from napari_ozx import OzxStore, OzxWarning, open_ozx
+from napari_ozx.zip import ByteSource, LocalFile, ZipArchive
+
+
+class CountingSource(ByteSource):
+    """Forwards to a LocalFile and counts the bytes asked for (reads and scans)."""
+
+    def __init__(self, path, *, cheap_scan: bool):
+        self.inner = LocalFile(path)
+        self.name = self.inner.name
+        self.size = self.inner.size
+        self.cheap_scan = cheap_scan
+        self.reads: list[tuple[int, int]] = []
+        self.scanned = 0
+
+    def read(self, offset, length):
+        self.reads.append((offset, length))
+        return self.inner.read(offset, length)
+
+    def read_into(self, offset, view):
+        self.reads.append((offset, len(view)))
+        view[:] = self.inner.read(offset, len(view))
+
+    def find(self, pattern, start, end):
+        self.scanned += end - start
+        data = self.inner.read(start, end - start)
+        i = data.find(pattern)
+        return -1 if i < 0 else start + i
+
+    @property
+    def touched(self) -> int:
+        return sum(n for _, n in self.reads) + self.scanned
+
+
+@pytest.fixture(scope="module")
+def big_json_first(tmp_path_factory):
+    path = tmp_path_factory.mktemp("jf") / "big.ozx"
+    return A.many_entry_archive(path, 100_000)
+
+
+@pytest.fixture(scope="module")
+def big_liar(tmp_path_factory):
+    """jsonFirst claimed, but ``late/zarr.json`` comes after 100k chunk entries."""
+    path = tmp_path_factory.mktemp("jf") / "liar.ozx"
+    return A.many_entry_archive(path, 100_000, late_metadata=True)
+
+
+@pytest.mark.parametrize("cheap_scan", [False, True], ids=["remote-like", "local-like"])
+def test_open_and_metadata_touch_a_tiny_part_of_the_directory(big_json_first, cheap_scan):
+    src = CountingSource(big_json_first, cheap_scan=cheap_scan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OzxWarning)
+        g = open_ozx(src)
+    arch = g.store.archive
+    cd_size = arch.end.cd_size
+    assert cd_size > 5_000_000
+    assert g.attrs["ome"]["version"] == "0.5"
+    arr = g["a"]  # the array's zarr.json, from the prefix
+    assert arr.shape == (100_000 - 2, A.ROW)
+    assert not arch.is_fully_indexed
+    # The tail (64 KiB + a little), the first central-directory block and two small entries.
+    assert src.touched < 0.05 * cd_size, (src.touched, cd_size, src.reads)
+    assert src.touched < 300_000
+
+
+def test_first_chunk_decodes_the_full_directory(big_json_first):
+    src = CountingSource(big_json_first, cheap_scan=False)
+    g = open_ozx(src)
+    arch = g.store.archive
+    before = src.touched
+    np.testing.assert_array_equal(g["a"][54_321], A.many_row(54_321))
+    assert arch.is_fully_indexed
+    assert src.touched - before >= arch.end.cd_size  # the rest of the directory was read once
+    n = len(arch.full_index())
+    assert n == 100_000
+    after = src.touched
+    np.testing.assert_array_equal(g["a"][99_997], A.many_row(99_997))
+    assert src.touched - after < 1000  # a chunk read is its local header and its data
+
+
+@pytest.mark.parametrize("cheap_scan", [False, True], ids=["remote-like", "local-like"])
+def test_lying_json_first_archive_still_serves_late_metadata(big_liar, cheap_scan):
+    src = CountingSource(big_liar, cheap_scan=cheap_scan)
+    g = open_ozx(src)
+    with pytest.warns(OzxWarning, match="jsonFirst") as rec:
+        late = g["late"]
+    assert any("late/zarr.json" in str(w.message) for w in rec)
+    assert any(str(big_liar) in str(w.message) for w in rec)
+    assert late.shape == (1, A.ROW)
+    np.testing.assert_array_equal(late[0], A.many_row(7))
+    assert sorted(g.array_keys()) == ["a", "late"]
+    arch = g.store.archive
+    assert arch.json_first_violations == ["late/zarr.json"]
+
+
+def test_lying_archive_listing_sees_everything(big_liar):
+    with pytest.warns(OzxWarning, match="jsonFirst"):
+        store = OzxStore(big_liar)
+        names = list(store.archive.names("late/"))
+    assert names == ["late/zarr.json", "late/c/0/0"]
+
+
+def test_honest_archive_missing_metadata_is_absent_without_full_decode(big_json_first):
+    """A zarr.json that does not exist (the user asks for a node that is not there) is answered
+    None; on a local file that costs a scan of raw bytes, not a decoded directory."""
+    src = CountingSource(big_json_first, cheap_scan=True)
+    g = open_ozx(src)
+    with pytest.raises(KeyError):
+        g["nope"]
+    assert not g.store.archive.is_fully_indexed
+    # Zarr v2 names in a v3 hierarchy (zarr probes them): absent at once.
+    assert g.store.get_sync(".zgroup") is None
+    assert g.store.get_sync("a/.zarray") is None
+
+
+@pytest.mark.parametrize(
+    "comment, problem",
+    [
+        (b"", "no archive comment"),
+        (b"made by hand", "not UTF-8 JSON"),
+        (b"\xff\xfe\x00 not utf-8", "not UTF-8 JSON"),
+        (b"[1, 2]", 'no "ome"'),
+        (b'{"ome": "0.5"}', 'no "ome"'),
+        (b'{"ome": {}}', "version"),
+        (b'{"ome": {"version": 5}}', "version"),
+        (b"PK\x05\x06 a fake end record inside the comment PK\x05\x06\x00\x00", "JSON"),
+    ],
+)
+def test_absent_or_bad_comment_warns_and_reads(tmp_path, comment, problem):
+    path = A.write_raw_zip(tmp_path / "c.ozx", A.many_entries(10), comment=comment)
+    with pytest.warns(OzxWarning, match=problem) as rec:
+        g = open_ozx(path)
+    assert all(str(path) in str(w.message) for w in rec if issubclass(w.category, OzxWarning))
+    np.testing.assert_array_equal(g["a"][3], A.many_row(3))
+    assert g.store.archive.comment.json_first is False
+    assert g.store.archive.is_fully_indexed  # no jsonFirst promise: the whole directory
+
+
+@pytest.mark.parametrize(
+    "cd, json_first",
+    [
+        ({"jsonFirst": True}, True),
+        ({"jsonFirst": False}, False),
+        ({"jsonFirst": "true"}, False),
+        ({"jsonFirst": 1}, False),
+        ({}, False),
+        ("yes", False),
+    ],
+)
+def test_json_first_flag_is_read_strictly(tmp_path, cd, json_first):
+    comment = json.dumps({"ome": {"version": "0.5", "zipFile": {"centralDirectory": cd}}})
+    path = A.write_raw_zip(tmp_path / "c.ozx", A.many_entries(100), comment=comment.encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OzxWarning)
+        arch = ZipArchive(path)
+    assert arch.comment.json_first is json_first
+    assert arch.comment.version == "0.5"
+    assert arch.is_fully_indexed is (not json_first)
+    assert arch.read("a/c/42/0") == A.many_row(42).tobytes()
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_longest_comment(tmp_path, zip64):
+    """A 65,535-byte comment puts the end record at the very start of the search window (and a
+    ZIP64 locator just before it, outside the window)."""
+    comment = json.dumps({"ome": {"version": "0.5"}, "pad": ""}).encode()
+    comment = comment[:-2] + b" " * (65_535 - len(comment)) + comment[-2:]
+    assert len(comment) == 65_535
+    json.loads(comment)
+    path = A.write_raw_zip(tmp_path / "c.ozx", A.many_entries(50), comment=comment, zip64=zip64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OzxWarning)
+        g = open_ozx(path)
+    assert g.store.archive.end.zip64 is zip64
+    np.testing.assert_array_equal(g["a"][47], A.many_row(47))
+
+
+def test_json_first_with_directory_entries_first(tmp_path):
+    """Some writers list directory entries among the metadata: they do not end the prefix."""
+    entries = [A.RawEntry("a/"), A.RawEntry("zarr.json", A.many_root_meta()),
+               A.RawEntry("a/c/"), A.RawEntry("a/zarr.json", A.many_array_meta(3))]
+    entries += [A.RawEntry(f"a/c/{i}/0", A.many_row(i).tobytes()) for i in range(3)]
+    path = A.write_raw_zip(tmp_path / "d.ozx", entries)
+    src = CountingSource(path, cheap_scan=False)
+    g = open_ozx(src)
+    assert g["a"].shape == (3, A.ROW)
+    assert not g.store.archive.is_fully_indexed
+    np.testing.assert_array_equal(g["a"][:], np.stack([A.many_row(i) for i in range(3)]))
+    assert sorted(g.store.archive.names()) == ["a/c/0/0", "a/c/1/0", "a/c/2/0", "a/zarr.json",
+                                               "zarr.json"]
+
+
+def test_zarr_open_group_on_store_of_json_first_archive(big_json_first):
+    store = OzxStore(CountingSource(big_json_first, cheap_scan=False))
+    g = zarr.open_group(store=store, mode="r")
+    assert g.attrs["ome"]["version"] == "0.5"
+    assert not store.archive.is_fully_indexed
