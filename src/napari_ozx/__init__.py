@@ -10,6 +10,8 @@ from .errors import (
     UnsupportedFeatureError,
 )
 from .store import OzxStore, open_ozx
+from .write_store import OzxWriteStore
+from .zip.writer import OzxWriter
 
 __all__ = [
     "CorruptArchiveError",
@@ -18,6 +20,8 @@ __all__ = [
     "OzxError",
     "OzxStore",
     "OzxWarning",
+    "OzxWriteStore",
+    "OzxWriter",
     "UnsafeNameError",
     "UnsupportedFeatureError",
     "open_ozx",

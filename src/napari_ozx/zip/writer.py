@@ -1,0 +1,573 @@
+"""A streaming writer of RFC-9 ZIP archives (``.ozx``).
+
+What it writes:
+
+* every entry STORED, its CRC-32 computed while the data streams through (in blocks);
+* full ZIP64: a ZIP64 extra field on every local and central header, a ZIP64 end record and
+  locator whatever the size;
+* RFC-9 order: the root ``zarr.json`` first in the file and in the central directory, the other
+  metadata entries after it breadth-first (depth, then name), then every other entry by name;
+  the comment ``{"ome":{"version":...,"zipFile":{"centralDirectory":{"jsonFirst":true}}}}``;
+* each name once: metadata is held in memory (it is small) until it is laid out, so zarr may
+  rewrite a ``zarr.json`` as often as it likes; a data entry written twice keeps only its
+  last copy in the central directory;
+* the payload of every data entry aligned to ``align`` bytes (4096 by default), with the
+  padding in an extra field of the local header (id ``0xD935``, as Android's zipalign);
+* atomically: into a temporary file beside the destination, fsync'ed and renamed over it by
+  :meth:`OzxWriter.close`; :meth:`OzxWriter.abort` (and any exception or KeyboardInterrupt
+  inside ``with``) removes the temporary file and leaves the destination untouched.
+
+Layout.  Metadata entries come first in the file.  When the first data entry arrives, the
+metadata known so far is written at offset 0 and ``metadata_reserve`` spare bytes are left
+after it.  If metadata changes afterwards, :meth:`close` lays it out again in that region,
+filling what is left with padding extra fields; if it no longer fits, the data region is moved
+(in-kernel copy, by a multiple of ``align`` so payloads stay aligned) behind the new metadata.
+
+Data entries are appended by any number of threads: the lock is held only while an entry's
+byte range is reserved; CRC and the writes of different entries run in parallel (``pwrite``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..errors import NotOmeZarrError, OzxError
+from . import records as R
+from .archive import is_metadata_name
+
+__all__ = ["OzxWriter", "rfc9_comment", "rfc9_sort_key", "PADDING_EXTRA_ID"]
+
+#: Extra-field id of the alignment padding (the one Android's zipalign uses).
+PADDING_EXTRA_ID = 0xD935
+_PAD_MIN = R.EXTRA_HEADER.size + 2  # id, length, u16 alignment
+_LOCAL_ZIP64 = R.EXTRA_HEADER.size + 16  # local ZIP64 extra: sizes only
+_CENTRAL_ZIP64 = R.EXTRA_HEADER.size + 24  # central: sizes and header offset
+_MAX_PAD = R.U16_MAX - _LOCAL_ZIP64  # largest padding field one local header can carry
+COPY_BLOCK = 4 << 20
+
+
+def rfc9_sort_key(name: str) -> tuple:
+    """Central-directory order of RFC-9: root ``zarr.json``, other metadata breadth-first
+    (depth, then name), then the rest by name."""
+    if name == "zarr.json":
+        return (0, 0, name)
+    if is_metadata_name(name):
+        return (1, name.count("/"), name)
+    return (2, 0, name)
+
+
+def rfc9_comment(version: str) -> bytes:
+    return json.dumps(
+        {"ome": {"version": version, "zipFile": {"centralDirectory": {"jsonFirst": True}}}},
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def ome_version_of(root_metadata: bytes | None) -> str | None:
+    """``attributes.ome.version`` of a root ``zarr.json``, or None."""
+    if not root_metadata:
+        return None
+    try:
+        doc = json.loads(root_metadata)
+        version = doc["attributes"]["ome"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, str) else None
+
+
+def _padding_field(length: int, align: int) -> bytes:
+    """A padding extra field of exactly ``length`` bytes (0, or at least 6)."""
+    if length == 0:
+        return b""
+    assert _PAD_MIN <= length <= _MAX_PAD, length
+    body = struct.pack("<H", min(align, R.U16_MAX)) + b"\0" * (length - _PAD_MIN)
+    return R.EXTRA_HEADER.pack(PADDING_EXTRA_ID, len(body)) + body
+
+
+def _local_size(name: bytes) -> int:
+    return R.LOCAL.size + len(name) + _LOCAL_ZIP64
+
+
+def _dos_now() -> tuple[int, int]:
+    t = time.localtime()
+    if t.tm_year < 1980:
+        return R.dos_datetime()
+    return R.dos_datetime(t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+
+
+@dataclass
+class _Entry:
+    name: bytes
+    offset: int  #: of the local header
+    size: int
+    crc: int
+
+
+class OzxWriter:
+    """Write an RFC-9 archive at ``path``.
+
+    Use as a context manager, or call :meth:`close` (commit) / :meth:`abort` yourself::
+
+        with OzxWriter("image.ozx") as w:
+            w.set_metadata("zarr.json", root_json)
+            w.set_metadata("0/zarr.json", array_json)
+            w.write("0/c/0/0", shard_bytes)       # or w.write_stream(name, blocks)
+
+    Parameters
+    ----------
+    align
+        Payload alignment of data entries (a power of two up to 32768; 1 disables it).
+    metadata_reserve
+        Spare bytes left after the metadata when the first data entry is written, so
+        metadata that grows later (zarr rewrites ``zarr.json``) still fits in front.
+    ome_version
+        Version written into the comment; by default the root metadata's
+        ``attributes.ome.version`` (``"0.5"`` when it has none).
+    require_root
+        Refuse to commit an archive without a root ``zarr.json`` (RFC-9 requires one).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        align: int = 4096,
+        metadata_reserve: int = 0,
+        ome_version: str | None = None,
+        require_root: bool = True,
+        date_time: tuple[int, int] | None = None,
+    ):
+        if align < 1 or align & (align - 1) or align > 32768:
+            raise ValueError(f"align must be a power of two between 1 and 32768, not {align}")
+        self.path = os.fspath(path)
+        self.align = align
+        self.metadata_reserve = max(0, int(metadata_reserve))
+        self.ome_version = ome_version
+        self.require_root = require_root
+        self._mtime, self._mdate = date_time or _dos_now()
+        self._lock = threading.Lock()
+        self._metadata: dict[str, bytes] = {}
+        self._data: dict[str, _Entry] = {}
+        self._pending = 0  # data entries reserved but not yet written
+        self._data_start: int | None = None  # where the data region begins (None: not yet)
+        self._laid_out: dict[str, bytes] | None = None  # metadata as written at offset 0
+        self._end = 0  # end of the data region
+        self._closed = False
+        directory = os.path.dirname(os.path.abspath(self.path))
+        base = os.path.basename(self.path)
+        self._tmp = os.path.join(directory, f".{base}.{os.getpid()}.{id(self):x}.tmp")
+        try:
+            self._fd = os.open(
+                self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
+            )
+        except OSError as e:
+            raise OzxError(f"cannot create a temporary file beside it: {e.strerror}",
+                           archive=self.path) from e
+
+    # ------------------------------------------------------------------ entries
+
+    @property
+    def temporary_path(self) -> str:
+        return self._tmp
+
+    def set_metadata(self, name: str, data: bytes) -> None:
+        """Set (or replace) a metadata entry (``zarr.json``); it is laid out at :meth:`close`
+        or when the first data entry is written."""
+        self._check_open()
+        _check_name(name, self.path)
+        if not is_metadata_name(name):
+            raise ValueError(f"{name!r} is not a metadata entry")
+        with self._lock:
+            if name in self._data:
+                raise OzxError("written as data, then as metadata", archive=self.path, entry=name)
+            self._metadata[name] = bytes(data)
+
+    def get(self, name: str) -> bytes | None:
+        """The bytes of an entry written so far (metadata from memory, data from the file)."""
+        with self._lock:
+            if name in self._metadata:
+                return self._metadata[name]
+            e = self._data.get(name)
+        if e is None or e.crc < 0:
+            return None
+        start = e.offset + self._header_len(e)
+        return os.pread(self._fd, e.size, start) if e.size else b""
+
+    def _header_len(self, e: _Entry) -> int:
+        hdr = os.pread(self._fd, R.LOCAL.size, e.offset)
+        nlen, elen = struct.unpack_from("<HH", hdr, 26)
+        return R.LOCAL.size + nlen + elen
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._metadata) + [n for n, e in self._data.items() if e.crc >= 0]
+
+    def delete(self, name: str) -> bool:
+        """Forget an entry: metadata is dropped; a data entry leaves the central directory
+        (its bytes stay in the file, unreferenced).  Returns whether it existed."""
+        with self._lock:
+            if self._metadata.pop(name, None) is not None:
+                return True
+            return self._data.pop(name, None) is not None
+
+    def write(self, name: str, data: bytes | bytearray | memoryview) -> None:
+        """Append a whole data entry (metadata names go to :meth:`set_metadata`).
+
+        Thread-safe; only the reservation of the entry's byte range is serialised.
+        """
+        if is_metadata_name(name):
+            self.set_metadata(name, bytes(data))
+            return
+        view = memoryview(data).cast("B")
+        entry, header_pos, padding = self._reserve(name, len(view))
+        try:
+            crc = zlib.crc32(view)
+            header = self._local_header(entry.name, len(view), crc, padding)
+            _pwrite_all(self._fd, header, header_pos)
+            _pwrite_all(self._fd, view, header_pos + len(header))
+        except BaseException:
+            self._release(name, entry, ok=False)
+            raise
+        entry.crc = crc
+        self._release(name, entry, ok=True)
+
+    def write_stream(self, name: str, blocks: Iterable[bytes], size: int) -> None:
+        """Append a data entry of ``size`` bytes given as blocks (CRC computed as they pass).
+
+        The blocks must add up to exactly ``size`` bytes.
+        """
+        if is_metadata_name(name):
+            self.set_metadata(name, b"".join(blocks))
+            return
+        entry, header_pos, padding = self._reserve(name, size)
+        try:
+            header_len = _local_size(entry.name) + len(padding)
+            pos = header_pos + header_len
+            crc = 0
+            got = 0
+            for block in blocks:
+                if got + len(block) > size:
+                    raise OzxError(f"more than the announced {size} bytes", archive=self.path,
+                                   entry=name)
+                crc = zlib.crc32(block, crc)
+                _pwrite_all(self._fd, block, pos)
+                pos += len(block)
+                got += len(block)
+            if got != size:
+                raise OzxError(f"{got} bytes instead of the announced {size} (did the source "
+                               "change while it was read?)", archive=self.path, entry=name)
+            _pwrite_all(self._fd, self._local_header(entry.name, size, crc, padding), header_pos)
+        except BaseException:
+            self._release(name, entry, ok=False)
+            raise
+        entry.crc = crc
+        self._release(name, entry, ok=True)
+
+    def write_file(self, name: str, path: str | os.PathLike, *, block: int = COPY_BLOCK,
+                   progress=None) -> int:
+        """Append the file at ``path`` as entry ``name``, streaming it; returns its size."""
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if is_metadata_name(name):
+                self.set_metadata(name, f.read())
+                if progress is not None:
+                    progress(size)
+                return size
+            buf = bytearray(min(block, max(size, 1)))
+            view = memoryview(buf)
+
+            def blocks():
+                while True:
+                    n = f.readinto(buf)
+                    if not n:
+                        return
+                    if progress is not None:
+                        progress(n)
+                    yield view[:n]
+
+            self.write_stream(name, blocks(), size)
+        return size
+
+    # ------------------------------------------------------------------ layout
+
+    def _reserve(self, name: str, size: int) -> tuple[_Entry, int, bytes]:
+        self._check_open()
+        _check_name(name, self.path)
+        key = name.encode("utf-8")
+        with self._lock:
+            if name in self._metadata:
+                raise OzxError("written as metadata, then as data", archive=self.path, entry=name)
+            if self._data_start is None:
+                self._lay_out_metadata_first()
+            header_pos = self._end
+            base = header_pos + _local_size(key)
+            pad = (-base) % self.align
+            if 0 < pad < _PAD_MIN:
+                pad += self.align
+            while pad > _MAX_PAD:  # only with align > 64 KiB, which __init__ refuses
+                pad -= self.align
+            padding = _padding_field(pad, self.align)
+            entry = _Entry(key, header_pos, size, -1)  # crc -1: being written
+            self._end = base + pad + size
+            self._pending += 1
+            # A rewrite replaces the earlier entry in the central directory.
+            self._data[name] = entry
+        return entry, header_pos, padding
+
+    def _release(self, name: str, entry: _Entry, *, ok: bool) -> None:
+        with self._lock:
+            self._pending -= 1
+            if not ok and self._data.get(name) is entry:
+                del self._data[name]
+
+    def _lay_out_metadata_first(self) -> None:
+        """Write the metadata known now at offset 0 and start the data region after it."""
+        meta = dict(self._metadata)
+        blob, _ = self._metadata_region(meta, 0)
+        _pwrite_all(self._fd, blob, 0)
+        self._laid_out = meta
+        self._data_start = len(blob) + self.metadata_reserve
+        self._end = self._data_start
+        if self.metadata_reserve:
+            self._fill(len(blob), self.metadata_reserve)
+
+    def _fill(self, pos: int, length: int) -> None:
+        """Zeros over a reserved gap (it will be overwritten at close)."""
+        zero = bytes(min(length, COPY_BLOCK))
+        while length:
+            n = min(length, len(zero))
+            _pwrite_all(self._fd, zero[:n], pos)
+            pos += n
+            length -= n
+
+    def _ordered_metadata(self, meta: dict[str, bytes]) -> list[str]:
+        return sorted(meta, key=rfc9_sort_key)
+
+    def _metadata_region(self, meta: dict[str, bytes], gap: int) -> tuple[bytes, list[_Entry]]:
+        """Local headers and data of the metadata entries, padded by ``gap`` extra bytes."""
+        names = self._ordered_metadata(meta)
+        pads = _split_padding(gap, len(names))
+        if pads is None:
+            raise _DoesNotFit
+        parts: list[bytes] = []
+        entries = []
+        pos = 0
+        for name, pad in zip(names, pads):
+            data = meta[name]
+            key = name.encode("utf-8")
+            crc = zlib.crc32(data)
+            header = self._local_header(key, len(data), crc, _padding_field(pad, self.align))
+            entries.append(_Entry(key, pos, len(data), crc))
+            parts += [header, data]
+            pos += len(header) + len(data)
+        return b"".join(parts), entries
+
+    def _local_header(self, key: bytes, size: int, crc: int, padding: bytes) -> bytes:
+        extra = R.zip64_extra(size, size) + padding
+        return R.pack_local_header(
+            key, method=R.METHOD_STORED, crc32=crc, compressed_size=R.U32_MAX,
+            uncompressed_size=R.U32_MAX, extra=extra, mtime=self._mtime, mdate=self._mdate,
+        )
+
+    def _central_header(self, e: _Entry) -> bytes:
+        return R.pack_central_header(
+            e.name, method=R.METHOD_STORED, crc32=e.crc, compressed_size=R.U32_MAX,
+            uncompressed_size=R.U32_MAX, local_header_offset=R.U32_MAX,
+            extra=R.zip64_extra(e.size, e.size, e.offset), mtime=self._mtime, mdate=self._mdate,
+        )
+
+    # ------------------------------------------------------------------ finishing
+
+    def close(self) -> str:
+        """Finish the archive and move it over the destination; returns the path."""
+        if self._closed:
+            return self.path
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def _finish(self) -> None:
+        with self._lock:
+            if self._pending:
+                raise OzxError(f"closed while {self._pending} entries are still being written",
+                               archive=self.path)
+            if self.require_root and "zarr.json" not in self._metadata:
+                raise NotOmeZarrError("no root zarr.json was written; an RFC-9 archive needs one",
+                                      archive=self.path)
+            meta = dict(self._metadata)
+            entries = self._place_metadata(meta)
+            entries += [e for e in self._data.values()]
+            entries.sort(key=lambda e: rfc9_sort_key(e.name.decode("utf-8")))
+            version = self.ome_version or ome_version_of(meta.get("zarr.json")) or "0.5"
+            cd_offset = self._end
+            pos = cd_offset
+            batch: list[bytes] = []
+            batch_len = 0
+            for e in entries:
+                h = self._central_header(e)
+                batch.append(h)
+                batch_len += len(h)
+                if batch_len >= COPY_BLOCK:
+                    pos += _pwrite_all(self._fd, b"".join(batch), pos)
+                    batch, batch_len = [], 0
+            pos += _pwrite_all(self._fd, b"".join(batch), pos)
+            tail = R.pack_end_records(entries=len(entries), cd_offset=cd_offset,
+                                      cd_size=pos - cd_offset, comment=rfc9_comment(version),
+                                      zip64=True)
+            pos += _pwrite_all(self._fd, tail, pos)
+            os.ftruncate(self._fd, pos)
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._tmp, self.path)
+            self._closed = True
+        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+
+    def _place_metadata(self, meta: dict[str, bytes]) -> list[_Entry]:
+        """Write the final metadata in front of the data region (moving the region when the
+        metadata no longer fits in front of it, by a multiple of the alignment)."""
+        plain, _ = self._metadata_region(meta, 0)
+        size = len(plain)
+        if self._data_start is None:  # no data entry at all
+            self._data_start = self._end = size
+        start = self._data_start
+        step = max(self.align, 1)
+        # Candidates for the data start: ``start`` itself, then start + k * step from the
+        # first one past the metadata (padding fills any gap between the two).
+        k = -((start - size) // step)  # smallest k with start + k * step >= size
+        candidates = itertools.chain(
+            [start] if start >= size else [], (start + (k + i) * step for i in range(1 << 20))
+        )
+        for new_start in candidates:
+            try:
+                blob, entries = self._metadata_region(meta, new_start - size)
+            except _DoesNotFit:
+                continue
+            if new_start != start:
+                self._move_data(start, new_start)
+            _pwrite_all(self._fd, blob, 0)
+            return entries
+        raise OzxError("cannot lay out the metadata", archive=self.path)  # pragma: no cover
+
+    def _move_data(self, old: int, new: int) -> None:
+        shift = new - old
+        length = self._end - old
+        # Overlapping regions: copy from the end when moving up, from the start when down.
+        offsets = range(0, length, COPY_BLOCK)
+        for pos in reversed(offsets) if shift > 0 else offsets:
+            n = min(COPY_BLOCK, length - pos)
+            _pwrite_all(self._fd, os.pread(self._fd, n, old + pos), new + pos)
+        for e in self._data.values():
+            e.offset += shift
+        self._end += shift
+        self._data_start = new
+
+    def abort(self) -> None:
+        """Drop everything written: remove the temporary file; the destination is untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OzxError("the archive writer is closed", archive=self.path)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> OzxWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self):
+        # Never leave a temporary file behind, even when the writer is simply dropped.
+        try:
+            if not self._closed:
+                self.abort()
+        except Exception:
+            pass
+
+
+class _DoesNotFit(Exception):
+    pass
+
+
+def _split_padding(gap: int, n: int) -> list[int] | None:
+    """Padding per local header (each 0 or 6.._MAX_PAD) adding up to ``gap``, or None."""
+    pads = [0] * n
+    rest = gap
+    for i in range(n):
+        if rest == 0:
+            break
+        take = min(rest, _MAX_PAD)
+        if 0 < rest - take < _PAD_MIN:
+            take -= _PAD_MIN
+        if take < _PAD_MIN:
+            return None
+        pads[i] = take
+        rest -= take
+    return pads if rest == 0 else None
+
+
+def _check_name(name: str, archive: str) -> None:
+    bad = (
+        not name
+        or name.startswith("/")
+        or name.endswith("/")
+        or "\\" in name
+        or "\0" in name
+        or any(part in ("", ".", "..") for part in name.split("/"))
+        or len(name.encode("utf-8")) > R.U16_MAX
+    )
+    if bad:
+        raise OzxError("not a safe relative entry name", archive=archive, entry=name)
+
+
+def _pwrite_all(fd: int, data, pos: int) -> int:
+    view = memoryview(data).cast("B")
+    total = len(view)
+    while view:
+        n = os.pwrite(fd, view, pos)
+        view = view[n:]
+        pos += n
+    return total
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
