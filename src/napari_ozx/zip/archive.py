@@ -425,8 +425,17 @@ class ZipArchive:
         )
 
 
+#: DEFLATE cannot expand its input more than 1032-fold (258 bytes per 2-bit match code).
+_MAX_DEFLATE_RATIO = 1032
+
+
 def _inflate(raw: bytes, size: int) -> bytes:
     """Inflate a raw DEFLATE stream that must produce exactly ``size`` bytes."""
+    if size > _MAX_DEFLATE_RATIO * len(raw) + 1024:
+        # (also keeps ``size + 1`` below within what zlib accepts as a length)
+        raise CorruptArchiveError(
+            f"declared size of {size} bytes is more than {len(raw)} bytes of deflate data can hold"
+        )
     d = zlib.decompressobj(-15)
     try:
         out = d.decompress(raw, size + 1)
