@@ -300,10 +300,16 @@ class ZipArchive:
         """Names of the entries (each once) that start with ``prefix``, in directory order."""
         return self.full_index().iter_names(prefix)
 
-    def metadata_names(self) -> list[str]:
-        """Names of the Zarr metadata entries known without decoding more than needed."""
+    def metadata_names(self, *, trust_json_first: bool = False) -> list[str]:
+        """Names of the Zarr metadata entries known without decoding more than needed.
+
+        With ``trust_json_first`` a ``jsonFirst`` claim is taken at its word (RFC-9 lets readers
+        do so): nothing after the metadata prefix is read.
+        """
         index = self._full if self._full is not None else self._prefix
-        if self._full is None and not self._absent_after_prefix("zarr.json"):
+        if self._full is None and not trust_json_first and not self._absent_after_prefix(
+            "zarr.json"
+        ):
             index = self.full_index()
         return [index.name(int(r)) for r in index.metadata_rows()]
 

@@ -1,0 +1,194 @@
+"""Directory <-> archive: ``napari-ozx pack`` and ``napari-ozx unpack``.
+
+:func:`pack` copies the files of an OME-Zarr 0.5 directory into a new ``.ozx`` without
+re-encoding anything: metadata read into memory, every other file streamed through
+:class:`~napari_ozx.zip.writer.OzxWriter` (RFC-9 order, ZIP64, aligned, atomic).
+
+:func:`unpack` writes the entries of an archive under a directory and never outside it: an
+archive with unsafe names (absolute, ``..``, backslashes) is refused before anything is
+written, and no path is followed through a symbolic link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Callable
+
+from .errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError
+from .zip import ZipArchive
+from .zip import records as R
+from .zip.writer import OzxWriter, rfc9_sort_key
+
+__all__ = ["pack", "unpack", "check_ome_zarr_dir"]
+
+_BLOCK = 4 << 20
+
+
+def check_ome_zarr_dir(src: str) -> dict:
+    """The root ``zarr.json`` of an OME-Zarr 0.5 (Zarr v3) directory; raise if it is not one."""
+    if not os.path.isdir(src):
+        raise NotOmeZarrError("not a directory", archive=src)
+    root = os.path.join(src, "zarr.json")
+    if not os.path.isfile(root):
+        v2 = any(os.path.exists(os.path.join(src, n)) for n in (".zgroup", ".zattrs", ".zarray"))
+        hint = (" (it is a Zarr v2 / OME-Zarr 0.4 directory; convert it to OME-Zarr 0.5 first)"
+                if v2 else "")
+        raise NotOmeZarrError(f"no zarr.json at the top: not a Zarr v3 OME-Zarr directory{hint}",
+                              archive=src)
+    try:
+        with open(root, "rb") as f:
+            doc = json.loads(f.read())
+    except ValueError as e:
+        raise NotOmeZarrError(f"zarr.json is not JSON ({e})", archive=src, entry="zarr.json") from e
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
+        raise NotOmeZarrError("zarr.json is not Zarr v3 metadata (zarr_format 3)", archive=src,
+                              entry="zarr.json")
+    ome = (doc.get("attributes") or {}).get("ome")
+    if not isinstance(ome, dict) or not isinstance(ome.get("version"), str):
+        raise NotOmeZarrError("zarr.json has no attributes.ome.version: a Zarr hierarchy, but "
+                              "not OME-Zarr 0.5", archive=src, entry="zarr.json")
+    return doc
+
+
+def _files(src: str, skip: set[str]) -> list[tuple[str, str, int]]:
+    """(entry name, path, size) of every file under ``src``, in RFC-9 order."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        for fn in filenames:
+            path = os.path.join(dirpath, fn)
+            if os.path.realpath(path) in skip or not os.path.isfile(path):
+                continue
+            rel = os.path.relpath(path, src).replace(os.sep, "/")
+            out.append((rel, path, os.path.getsize(path)))
+    out.sort(key=lambda t: rfc9_sort_key(t[0]))
+    return out
+
+
+def pack(
+    src: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    align: int = 4096,
+) -> dict:
+    """Pack the OME-Zarr 0.5 directory ``src`` into the archive ``dest``.
+
+    ``progress(n)`` is called as bytes are copied; ``on_start(files, bytes)`` once the files
+    are listed.  Returns ``{"entries": ..., "bytes": ...}``.
+    """
+    src, dest = os.fspath(src), os.fspath(dest)
+    doc = check_ome_zarr_dir(src)
+    if os.path.exists(dest) and not overwrite:
+        raise OzxError("exists already (use --force to replace it)", archive=dest)
+    files = _files(src, {os.path.realpath(dest)})
+    total = sum(size for _, _, size in files)
+    if on_start is not None:
+        on_start(len(files), total)
+    version = doc["attributes"]["ome"]["version"]
+    with OzxWriter(dest, align=align, ome_version=version) as writer:
+        for name, path, _ in files:
+            writer.write_file(name, path, progress=progress)
+    return {"entries": len(files), "bytes": total}
+
+
+def _safe_target(root_real: str, name: str) -> str:
+    parts = name.split("/")
+    target = os.path.join(root_real, *parts)
+    parent = os.path.realpath(os.path.dirname(target))
+    if parent != root_real and not parent.startswith(root_real + os.sep):
+        raise UnsafeNameError("would be written outside the destination (through a symbolic "
+                              "link)", entry=name)
+    return target
+
+
+def unpack(
+    archive_path: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Write every entry of ``archive_path`` under the directory ``dest``.
+
+    Refuses a non-empty ``dest`` unless ``force``; refuses archives with unsafe names, symbolic
+    link entries, or entries that would land outside ``dest``.  CRC-32 is checked as data
+    streams.  Returns ``{"entries": ..., "bytes": ...}``.
+    """
+    archive_path, dest = os.fspath(archive_path), os.fspath(dest)
+    with ZipArchive(archive_path, warn=False) as archive:
+        index = archive.full_index()
+        if archive.n_unsafe:
+            shown = ", ".join(repr(n) for n in archive.unsafe_names[:5])
+            raise UnsafeNameError(
+                f"{archive.n_unsafe} entries with unsafe names ({shown}); nothing was unpacked",
+                archive=archive_path,
+            )
+        rows = [int(r) for r in index.rows()]
+        attrs = getattr(index, "external_attr", None)
+        if attrs is not None:
+            links = [index.name(r) for r in rows if (int(attrs[r]) >> 16) & 0o170000 == 0o120000]
+            if links:
+                raise UnsafeNameError(f"symbolic link entries are refused: {links[:5]}; nothing "
+                                      "was unpacked", archive=archive_path, entry=links[0])
+        if os.path.exists(dest):
+            if not os.path.isdir(dest):
+                raise OzxError("destination exists and is not a directory", archive=dest)
+            if os.listdir(dest) and not force:
+                raise OzxError("destination directory is not empty (use --force to unpack into "
+                               "it anyway)", archive=dest)
+        os.makedirs(dest, exist_ok=True)
+        root_real = os.path.realpath(dest)
+        total = sum(int(index.uncompressed_size[r]) for r in rows)
+        if on_start is not None:
+            on_start(len(rows), total)
+        for r in rows:
+            name = index.name(r)
+            try:
+                _extract(archive, index, r, name, _safe_target(root_real, name), progress)
+            except OzxError as e:
+                if e.entry is None:
+                    e.entry = name
+                raise e.with_archive(archive_path) from None
+    return {"entries": len(rows), "bytes": total}
+
+
+def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progress) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                     | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        raise UnsafeNameError(f"cannot create {target}: {e.strerror}", entry=name) from e
+    try:
+        size = int(index.uncompressed_size[row])
+        if int(index.method[row]) == R.METHOD_STORED:
+            crc = 0
+            for start in range(0, size, _BLOCK):
+                block = archive.read(name, start, min(size, start + _BLOCK))
+                crc = zlib.crc32(block, crc)
+                _write_all(fd, block)
+                if progress is not None:
+                    progress(len(block))
+            want = int(index.crc32[row])
+            if crc != want:
+                raise CorruptArchiveError(f"CRC-32 mismatch (data {crc:08x}, directory "
+                                          f"{want:08x})", entry=name)
+        else:
+            data = archive.read(name)  # checks its CRC-32
+            _write_all(fd, data)
+            if progress is not None:
+                progress(len(data))
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -1,0 +1,350 @@
+"""RFC-9 conformance checks of an archive, as data.
+
+:func:`validate` answers a :class:`Report`: a list of :class:`Finding` (level ``"error"`` or
+``"warning"``, a stable ``code``, the entry concerned, a message).  The ZIP records are read by
+the core in :mod:`napari_ozx.zip` (never parsed a second time here); this module only judges
+what the core reports.
+
+Errors: not a ZIP, unreadable records, multi-part archive, root ``zarr.json`` missing or not at
+the root, root not OME-Zarr, archive inside the archive, ``jsonFirst`` claimed but false,
+duplicate names, unsafe names, encrypted entries, invalid ``zarr.json``, comment version
+differing from the root metadata, CRC-32 mismatches (with ``crc=True``).
+Warnings: no or invalid comment, no ZIP64 end records, ZIP-level compression, metadata not
+first / not breadth-first, file name not ``.ozx``, unsharded arrays with many chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from .errors import NotAZipError, OzxError, UnsupportedFeatureError
+from .zip import ZipArchive
+from .zip import records as R
+
+__all__ = ["Finding", "Report", "validate", "ERROR", "WARNING"]
+
+ERROR = "error"
+WARNING = "warning"
+
+#: An unsharded array with more chunks than this is worth a warning (one entry per chunk).
+MANY_CHUNKS = 1024
+#: Findings of one kind listed one by one; the rest are counted in a summary finding.
+MAX_LISTED = 10
+_NESTED_SUFFIXES = (".zip", ".ozx", ".zipx", ".7z", ".jar")
+_CRC_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  #: "error" or "warning"
+    code: str  #: stable identifier of the check, e.g. "duplicate-name"
+    message: str
+    entry: str | None = None
+
+    def __str__(self) -> str:
+        where = f" [{self.entry}]" if self.entry is not None else ""
+        return f"{self.level}: {self.code}{where}: {self.message}"
+
+
+@dataclass
+class Report:
+    archive: str
+    findings: list[Finding] = field(default_factory=list)
+    entries: int | None = None
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == WARNING]
+
+    def ok(self, *, strict: bool = False) -> bool:
+        return not self.errors and not (strict and self.warnings)
+
+    def codes(self, level: str | None = None) -> set[str]:
+        return {f.code for f in self.findings if level is None or f.level == level}
+
+    def to_dict(self) -> dict:
+        return {
+            "archive": self.archive,
+            "entries": self.entries,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+class _Collector:
+    def __init__(self, report: Report):
+        self.report = report
+
+    def add(self, level: str, code: str, message: str, entry: str | None = None) -> None:
+        self.report.findings.append(Finding(level, code, message, entry))
+
+    def many(self, level: str, code: str, entries: list[str], message: str,
+             total: int | None = None) -> None:
+        """One finding per entry for the first few, then one that counts the rest."""
+        total = len(entries) if total is None else total
+        for name in entries[:MAX_LISTED]:
+            self.add(level, code, message, name)
+        if total > MAX_LISTED:
+            self.add(level, code, f"{message} ({total - MAX_LISTED} more entries)")
+
+
+def validate(
+    path: str | os.PathLike,
+    *,
+    crc: bool = False,
+    many_chunks: int = MANY_CHUNKS,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Check the archive at ``path`` against RFC-9.  ``crc``: re-read every entry and check
+    its CRC-32 (``progress`` is called with the number of bytes read as they are)."""
+    path = os.fspath(path)
+    report = Report(archive=path)
+    out = _Collector(report)
+    if not path.lower().endswith(".ozx"):
+        out.add(WARNING, "not-ozx", "file name does not end in .ozx")
+    try:
+        archive = ZipArchive(path, verify_crc=False, warn=False)
+    except NotAZipError as e:
+        out.add(ERROR, "not-a-zip", e.message)
+        return report
+    except UnsupportedFeatureError as e:
+        code = "multi-part" if "multi-part" in e.message else "unsupported"
+        out.add(ERROR, code, e.message)
+        return report
+    except OzxError as e:
+        out.add(ERROR, "corrupt", e.message, e.entry)
+        return report
+    with archive:
+        try:
+            _check(archive, out, crc=crc, many_chunks=many_chunks, progress=progress)
+        except UnsupportedFeatureError as e:
+            code = "multi-part" if "multi-part" in e.message else "unsupported"
+            out.add(ERROR, code, e.message, e.entry)
+        except OzxError as e:
+            out.add(ERROR, "corrupt", e.message, e.entry)
+    return report
+
+
+def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
+           progress) -> None:
+    end = archive.end
+    out.report.entries = end.entries
+    if archive.source.size >= 4 and archive.source.read(0, 4) == b"PK\x07\x08":
+        out.add(ERROR, "multi-part", "starts with the split-archive marker PK\\x07\\x08")
+    # ---- archive comment and end records
+    comment = archive.comment
+    if comment.problem:
+        code = "no-comment" if not comment.raw else "invalid-comment"
+        out.add(WARNING, code, comment.problem + ' (RFC-9: at least {"ome": {"version": ...}})')
+    if not end.zip64:
+        out.add(WARNING, "no-zip64", "no ZIP64 end-of-central-directory record and locator "
+                "(RFC-9 recommends ZIP64 whatever the size)")
+
+    index = archive.full_index()  # every check below needs the whole directory
+    n = len(index)
+    names = [index.name(i) for i in range(n)]  # central-directory order
+
+    # ---- names
+    if archive.duplicates:
+        out.many(ERROR, "duplicate-name", archive.duplicates, "name occurs more than once")
+    if archive.n_unsafe:
+        out.many(ERROR, "unsafe-name", archive.unsafe_names,
+                 "unsafe entry name (absolute, '..', backslash or NUL)", archive.n_unsafe)
+    nested = [nm for nm in names if nm.lower().endswith(_NESTED_SUFFIXES)]
+    if nested:
+        out.many(ERROR, "archive-in-archive", nested, "an archive inside the archive")
+
+    # ---- methods and flags
+    flags = index.flags
+    encrypted = [names[i] for i in range(n)
+                 if int(flags[i]) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION)
+                 or int(index.method[i]) == 99]
+    if encrypted:
+        out.many(ERROR, "encrypted", encrypted, "entry is encrypted")
+    compressed = [names[i] for i in range(n) if int(index.method[i]) not in (0, 99)]
+    if compressed:
+        methods = sorted({R.method_name(int(m)) for m in index.method if int(m) not in (0, 99)})
+        out.many(WARNING, "compressed", compressed,
+                 f"ZIP-level compression ({', '.join(methods)}); RFC-9 recommends STORED")
+
+    # ---- root and order
+    is_meta = [bool(index.is_metadata[i]) for i in range(n)]
+    meta_rows = [i for i in range(n) if is_meta[i]]
+    root_row = index.lookup("zarr.json")
+    root_meta = None
+    if root_row is None:
+        v3 = sorted((nm for nm in names if nm.endswith("/zarr.json")),
+                    key=lambda s: (s.count("/"), s))
+        v2 = [nm for nm in names if nm.rsplit("/", 1)[-1] in (".zgroup", ".zarray")]
+        if v3:
+            out.add(ERROR, "root-not-at-root",
+                    "the hierarchy's root zarr.json is in a sub-folder; RFC-9 needs it at the "
+                    "archive root", v3[0])
+        elif v2:
+            out.add(ERROR, "root-missing", "no root zarr.json: a Zarr v2 hierarchy (OME-Zarr "
+                    "0.4 or older), not an RFC-9 OME-Zarr archive", v2[0])
+        else:
+            out.add(ERROR, "root-missing", "no zarr.json at the archive root")
+    else:
+        if meta_rows and meta_rows[0] != root_row or root_row != 0:
+            out.add(WARNING, "not-breadth-first",
+                    "root zarr.json is not the first entry of the central directory", "zarr.json")
+        offsets = index.header_offset
+        if int(offsets[root_row]) != int(offsets.min()):
+            out.add(WARNING, "not-breadth-first",
+                    "root zarr.json is not the first entry in the file", "zarr.json")
+    _check_order(names, is_meta, out)
+    if comment.json_first and archive.json_first_violations:
+        out.many(ERROR, "json-first-false", archive.json_first_violations,
+                 "comment claims jsonFirst, but this metadata entry follows a data entry")
+
+    # ---- metadata documents
+    for i in meta_rows:
+        name = names[i]
+        if name.rsplit("/", 1)[-1] != "zarr.json":
+            continue
+        try:
+            raw = archive.read(name)
+        except OzxError as e:
+            out.add(ERROR, "corrupt", e.message, name)
+            continue
+        doc = _check_zarr_json(raw, name, out)
+        if doc is None:
+            continue
+        if name == "zarr.json":
+            root_meta = doc
+        if doc.get("node_type") == "array":
+            _check_chunking(doc, name, out, many_chunks)
+    if root_meta is not None:
+        ome = root_meta.get("attributes", {}).get("ome")
+        if not isinstance(ome, dict):
+            out.add(ERROR, "root-not-ome",
+                    "root zarr.json has no attributes.ome: not an OME-Zarr hierarchy", "zarr.json")
+        else:
+            version = ome.get("version")
+            if comment.version is not None and version is not None and comment.version != version:
+                out.add(ERROR, "version-mismatch",
+                        f"comment says OME-Zarr {comment.version!r}, root metadata says "
+                        f"{version!r}", "zarr.json")
+
+    if crc:
+        _check_data(archive, index, names, out, progress)
+
+
+def _check_order(names: list[str], is_meta: list[bool], out: _Collector) -> None:
+    """Metadata before every other entry, breadth-first (never deeper, then shallower)."""
+    seen_data = None
+    late = []
+    for name, meta in zip(names, is_meta):
+        if meta and seen_data is not None:
+            late.append(name)
+        elif not meta and seen_data is None:
+            seen_data = name
+    if late:
+        out.many(WARNING, "not-breadth-first", late,
+                 f"metadata entry after the data entry {seen_data!r}; RFC-9 puts every zarr.json "
+                 "first")
+    depth = -1
+    for name, meta in zip(names, is_meta):
+        if not meta:
+            continue
+        d = name.count("/")
+        if d < depth:
+            out.add(WARNING, "not-breadth-first",
+                    "metadata entry is shallower than one before it (not breadth-first)", name)
+            break
+        depth = d
+
+
+def _check_zarr_json(raw: bytes, name: str, out: _Collector) -> dict | None:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        out.add(ERROR, "invalid-zarr-json", f"not UTF-8 JSON ({e})", name)
+        return None
+    if not isinstance(doc, dict):
+        out.add(ERROR, "invalid-zarr-json", "not a JSON object", name)
+        return None
+    if doc.get("zarr_format") != 3:
+        out.add(ERROR, "invalid-zarr-json",
+                f"zarr_format is {doc.get('zarr_format')!r}, not 3", name)
+        return None
+    kind = doc.get("node_type")
+    if kind not in ("group", "array"):
+        out.add(ERROR, "invalid-zarr-json", f"node_type is {kind!r}, not group or array", name)
+        return None
+    if kind == "array":
+        missing = [k for k in ("shape", "data_type", "chunk_grid", "chunk_key_encoding",
+                               "codecs", "fill_value") if k not in doc]
+        if missing:
+            out.add(ERROR, "invalid-zarr-json", f"array metadata lacks {', '.join(missing)}",
+                    name)
+            return None
+    return doc
+
+
+def _check_chunking(doc: dict, name: str, out: _Collector, many_chunks: int) -> None:
+    codecs = doc.get("codecs") or []
+    if any(isinstance(c, dict) and c.get("name") == "sharding_indexed" for c in codecs):
+        return
+    try:
+        shape = doc["shape"]
+        chunks = doc["chunk_grid"]["configuration"]["chunk_shape"]
+        count = math.prod(-(-int(s) // max(int(c), 1)) for s, c in zip(shape, chunks))
+    except (KeyError, TypeError, ValueError):
+        return
+    if count > many_chunks:
+        out.add(WARNING, "many-unsharded-chunks",
+                f"unsharded array of {count} chunks (one entry each); RFC-9 recommends sharding",
+                name)
+
+
+def _check_data(archive: ZipArchive, index, names: list[str], out: _Collector, progress) -> None:
+    """Read every entry back: CRC-32, and archives hidden under innocent names."""
+    bad, nested = [], []
+    for i, name in enumerate(names):
+        if int(index.flags[i]) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION):
+            continue
+        size = int(index.uncompressed_size[i])
+        want = int(index.crc32[i])
+        try:
+            if int(index.method[i]) == R.METHOD_STORED:
+                got = 0
+                head = b""
+                for start in range(0, size, _CRC_BLOCK):
+                    block = archive.read(name, start, min(size, start + _CRC_BLOCK))
+                    if start == 0:
+                        head = block[:4]
+                    got = zlib.crc32(block, got)
+                    if progress is not None:
+                        progress(len(block))
+            else:
+                data = archive.read(name)
+                head = data[:4]
+                got = zlib.crc32(data)
+                if progress is not None:
+                    progress(int(index.compressed_size[i]))
+        except OzxError as e:
+            out.add(ERROR, "corrupt", e.message, name)
+            continue
+        if got != want:
+            bad.append((name, got, want))
+        if head == R.SIG_LOCAL and not name.lower().endswith(_NESTED_SUFFIXES):
+            nested.append(name)
+    for name, got, want in bad[:MAX_LISTED]:
+        out.add(ERROR, "crc-mismatch", f"CRC-32 of the data is {got:08x}, the directory says "
+                f"{want:08x}", name)
+    if len(bad) > MAX_LISTED:
+        out.add(ERROR, "crc-mismatch", f"{len(bad) - MAX_LISTED} more entries fail their CRC-32")
+    if nested:
+        out.many(ERROR, "archive-in-archive", nested, "entry holds a ZIP archive")
