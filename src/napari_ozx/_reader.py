@@ -1,0 +1,214 @@
+"""npe2 reader: ``.ozx`` (and ``.zip`` holding OME-Zarr) to napari layers.
+
+Thin glue: :func:`napari_ozx.open_ozx` gives the zarr group, :mod:`napari_ozx.ome` turns it into
+layer data.  The getter never raises; problems reading an archive become napari notifications
+that name the archive and the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from .errors import OzxError, OzxWarning
+from .zip import records as R
+from .zip.parse import NeedBytes, parse_central_block, parse_comment, parse_local_header
+from .zip.parse import parse_tail, tail_request
+from .zip.source import LocalFile
+
+URL_SCHEMES = ("http://", "https://", "s3://")
+PROBE_BLOCK = 64 * 1024  # central-directory bytes looked at when deciding about a .zip
+MAX_PROBE_JSON = 4 << 20  # a root metadata document larger than this is not read to decide
+
+_ROOT_METADATA = ("zarr.json", ".zattrs")
+_OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout")
+
+
+def _single_path(path: Any) -> str | None:
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    return os.fspath(path)
+
+
+def is_url(path: str) -> bool:
+    return path.lower().startswith(URL_SCHEMES)
+
+
+def napari_get_reader(path: Any) -> Callable | None:
+    """The reader for ``path``, or None to let other plugins have it.  Never raises."""
+    try:
+        p = _single_path(path)
+        if p is None:
+            return None
+        lower = p.lower().rstrip("/")
+        if is_url(p):
+            return read_ozx if lower.split("?", 1)[0].endswith(".ozx") else None
+        if lower.endswith(".ozx"):
+            return read_ozx
+        if lower.endswith(".zip") and os.path.isfile(p) and holds_ome_zarr(p):
+            return read_ozx
+    except Exception:  # a getter must not raise: decline
+        return None
+    return None
+
+
+# -------------------------------------------------------------------------------- the probe
+
+
+def holds_ome_zarr(path: str | os.PathLike) -> bool:
+    """Does this ZIP hold an OME-Zarr hierarchy at its root?
+
+    Decided from the end of the file and the first block of the central directory: an RFC-9
+    comment (``{"ome": ...}``) says yes; otherwise the root ``zarr.json`` (or ``.zattrs``)
+    must be among the first entries of the directory and carry OME attributes.  Costs a few
+    small reads whatever the size of the archive; never raises.
+    """
+    try:
+        src = LocalFile(path)
+    except OSError:
+        return False
+    try:
+        return _probe(src)
+    except (OzxError, OSError, ValueError, zlib.error):
+        return False
+    finally:
+        src.close()
+
+
+def _probe(src: LocalFile) -> bool:
+    size = src.size
+    need = tail_request(size, R.MAX_TAIL)
+    for _ in range(4):
+        data = src.read(need.offset, need.length)
+        end = parse_tail(data, need.offset, size)
+        if not isinstance(end, NeedBytes):
+            break
+        need = end
+    else:
+        return False
+    if parse_comment(end.comment).data is not None:
+        return True
+    length = min(PROBE_BLOCK, end.cd_size)
+    if length <= 0:
+        return False
+    buf = src.read(end.cd_offset, length)
+    block = parse_central_block(buf, first_ordinal=0, final=length == end.cd_size,
+                                shift=end.shift, stop_after_metadata=False)
+    rows = {}
+    for i in range(len(block)):
+        s = int(block.name_start[i])
+        name = block.names[s : s + int(block.name_length[i])]
+        if name in (b"zarr.json", b".zattrs"):
+            rows[name.decode()] = i
+    for name in _ROOT_METADATA:
+        if name in rows:
+            doc = _read_small(src, block, rows[name], end.cd_offset)
+            if doc is not None and _is_ome_document(name, doc):
+                return True
+    return False
+
+
+def _read_small(src: LocalFile, block, i: int, cd_offset: int) -> dict | None:
+    csize, usize = int(block.compressed_size[i]), int(block.uncompressed_size[i])
+    method = int(block.method[i])
+    if usize > MAX_PROBE_JSON or csize > MAX_PROBE_JSON:
+        return None
+    hoff = int(block.header_offset[i])
+    if hoff + R.LOCAL.size > cd_offset:
+        return None
+    data_off = parse_local_header(src.read(hoff, R.LOCAL.size), hoff)
+    raw = src.read(data_off, csize)
+    if method == R.METHOD_DEFLATED:
+        raw = zlib.decompressobj(-15).decompress(raw, usize)
+    elif method != R.METHOD_STORED:
+        return None
+    doc = json.loads(raw.decode("utf-8"))
+    return doc if isinstance(doc, dict) else None
+
+
+def _is_ome_document(name: str, doc: dict) -> bool:
+    if name == "zarr.json":
+        attrs = doc.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            return False
+        ome = attrs.get("ome")
+        return isinstance(ome, dict) or any(k in attrs for k in _OME_KEYS)
+    return any(k in doc for k in _OME_KEYS)
+
+
+# -------------------------------------------------------------------------------- reading
+
+
+def _layer_name(path: str) -> str:
+    base = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    for ext in (".ozx", ".zip"):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)] or base
+    return base or "image"
+
+
+def _token(path: str) -> str:
+    try:
+        st = os.stat(path)
+        return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return path
+
+
+def _notify(level: str, message: str) -> None:
+    from napari.utils.notifications import show_error, show_warning
+
+    (show_error if level == "error" else show_warning)(message)
+
+
+def _open_root(path: str):
+    """The root group; a root whose metadata zarr cannot parse is an :class:`OzxError`."""
+    from . import open_ozx
+    from .ome import OmeMetadataError
+
+    try:
+        return open_ozx(path)
+    except OzxError:
+        raise
+    except Exception as e:  # zarr: missing or malformed zarr.json / .zgroup / .zattrs
+        raise OmeMetadataError(
+            f"the root metadata cannot be read as a Zarr group ({type(e).__name__}: {e})",
+            archive=path,
+            entry="zarr.json",
+        ) from e
+
+
+def read_ozx(path: Any) -> list:
+    """Layer data for one archive; on failure a notification and napari's empty result."""
+    from .ome import read_layers
+
+    p = _single_path(path)
+    if p is None:
+        return [(None,)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OzxWarning)
+        try:
+            group = _open_root(p)
+            layers = read_layers(group, name=_layer_name(p), token=_token(p))
+        except OzxError as e:
+            e.with_archive(p)
+            _notify("error", f"napari-ozx could not open {e}")
+            layers = [(None,)]
+        except Exception as e:  # anything else the archive's content triggers in zarr
+            _notify("error", f"napari-ozx could not open {p}: {type(e).__name__}: {e}")
+            layers = [(None,)]
+    for w in caught:
+        if issubclass(w.category, OzxWarning):
+            msg = str(w.message)
+            _notify("warning", msg if msg.startswith(p) else f"{p}: {msg}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return layers
