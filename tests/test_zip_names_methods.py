@@ -360,3 +360,24 @@ def test_entry_on_another_disk_is_unsupported(tmp_path):
     with pytest.raises(UnsupportedFeatureError) as ei:
         ZipArchive(path).read(order[2])
     assert str(path) in str(ei.value)
+
+
+def test_longest_names(tmp_path):
+    """A 65,535-byte name (the most a ZIP name field holds) is served; a cp437 name that would
+    grow past that in UTF-8 is refused, never listed under a cut-off name."""
+    longest = ("d/" * 20000 + "x" * 25535).encode()
+    assert len(longest) == 65535
+    grows = b"\xb0" * 30000 + b"/x"  # cp437 '░' is 3 bytes in UTF-8: 90,002 bytes
+    entries = [A.RawEntry("zarr.json", A.many_root_meta()),
+               A.RawEntry(longest, b"longest"),
+               A.RawEntry(grows, b"grows", flags=0),
+               A.RawEntry("after", b"after")]
+    path = A.write_raw_zip(tmp_path / "long.zip", entries, comment=A.COMMENT_PLAIN)
+    with pytest.warns(OzxWarning, match="unsafe") as rec:
+        arch = ZipArchive(path)
+    assert all(len(str(w.message)) < 2000 for w in rec)
+    assert _names(arch) == sorted(["zarr.json", longest.decode(), "after"])
+    assert arch.read(longest.decode()) == b"longest"
+    assert arch.read(grows.decode("cp437")) is None
+    assert arch.read("after") == b"after"
+    assert arch.n_unsafe == 1

@@ -453,6 +453,9 @@ def parse_central_block(
         if len(cp437):
             unsafe = _unsafe_names(blob, blob_start, nlen)
             blob, nlen, blob_start = _recode_cp437(blob, nlen, blob_start, cp437)
+            # A cp437 name grows up to 3x in UTF-8: past 65,535 bytes (what a ZIP name field
+            # holds, and the index column) it is refused, never served under a cut-off name.
+            unsafe |= nlen > R.U16_MAX
             matrix = mask = None
             recoded = True
     if not recoded:
@@ -491,7 +494,9 @@ def parse_central_block(
         hashes = _hash_names(np.frombuffer(names, dtype=np.uint8), new_start, sel_len)
     unsafe_rows = np.flatnonzero(unsafe)
     skipped_unsafe = [
-        bytes(blob[blob_start[r] : blob_start[r] + nlen[r]]).decode("utf-8", "replace")
+        bytes(blob[blob_start[r] : blob_start[r] + min(int(nlen[r]), 200)]).decode(
+            "utf-8", "replace"
+        )  # (cut to 200 bytes: they end up in warning messages)
         for r in unsafe_rows[:20]
     ]
     return CentralBlock(
