@@ -46,18 +46,18 @@ def dtype_limits(dtype: np.dtype) -> list[float] | None:
 
 
 def _window(window: Any) -> list[float] | None:
+    """``start``/``end`` of an omero window, else its ``min``/``max``; None if neither is a
+    usable (finite, increasing) range."""
     if not isinstance(window, Mapping):
         return None
-    lo, hi = window.get("start"), window.get("end")
-    if lo is None or hi is None:
-        lo, hi = window.get("min"), window.get("max")
-    try:
-        lo, hi = float(lo), float(hi)
-    except (TypeError, ValueError):
-        return None
-    if not np.isfinite([lo, hi]).all() or hi <= lo:
-        return None
-    return [lo, hi]
+    for lo_key, hi_key in (("start", "end"), ("min", "max")):
+        try:
+            lo, hi = float(window[lo_key]), float(window[hi_key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if np.isfinite([lo, hi]).all() and hi > lo:
+            return [lo, hi]
+    return None
 
 
 def channel_settings(
