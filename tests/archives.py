@@ -161,6 +161,53 @@ def zip_infozip(src: Path, out: Path, *, extra_args: Iterable[str] = ()) -> Path
     return out
 
 
+def zip_infozip_stream(src: Path, out: Path, *, extra_args: Iterable[str] = ()) -> Path:
+    """Info-ZIP writing to a pipe (``zip -0 -r - . | cat``): entries carry data descriptors
+    (flag bit 3) and their local headers hold no sizes."""
+    src, out = Path(src), Path(out).resolve()
+    with open(out, "wb") as f:
+        zp = subprocess.Popen(["zip", "-0", "-r", "-q", *extra_args, "-", "."], cwd=src,
+                              stdout=subprocess.PIPE)
+        cat = subprocess.run(["cat"], stdin=zp.stdout, stdout=f, check=True)
+        zp.stdout.close()
+        assert zp.wait() == 0 and cat.returncode == 0
+    return out
+
+
+def zip_7z(src: Path, out: Path, *, level: int = 0) -> Path:
+    """p7zip's ZIP writer (``7z a -tzip -mx=<level>``; 0 stores, higher levels deflate)."""
+    src, out = Path(src), Path(out).resolve()
+    if out.exists():
+        out.unlink()
+    subprocess.run(["7z", "a", "-tzip", f"-mx={level}", str(out), "."], cwd=src, check=True,
+                   stdout=subprocess.DEVNULL)
+    return out
+
+
+class _Unseekable:
+    """A write-only stream: makes the stdlib write data descriptors."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def write(self, b):
+        return self._f.write(b)
+
+    def flush(self):
+        self._f.flush()
+
+
+def zip_stdlib_unseekable(src: Path, out: Path, *, compression: int = zipfile.ZIP_STORED) -> Path:
+    """The stdlib writing to an unseekable stream: data descriptors, sizes only at the end."""
+    src, out = Path(src), Path(out)
+    with open(out, "wb") as raw:
+        with zipfile.ZipFile(_Unseekable(raw), "w", compression=compression) as zf:
+            for name in tree_files(src):
+                zf.write(src / name, name)
+            zf.comment = COMMENT_JSON_FIRST
+    return out
+
+
 def ngff_zarr_archive(out: Path, data: np.ndarray, dims=("y", "x"), **kwargs) -> Path:
     """An ``.ozx`` written by ngff-zarr's own ``to_ngff_zarr("x.ozx", ...)``."""
     import ngff_zarr as nz

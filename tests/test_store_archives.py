@@ -1,7 +1,7 @@
 """Every kind of archive a user may hold opens and reads back the bytes and pixels that were zipped.
 
 Archives come from the stdlib ``zipfile`` (stored, deflated, ZIP64 forced and not, with and without
-comment), Info-ZIP ``zip -0 -r``, ngff-zarr's own ``.ozx`` writer and our raw writer (ZIP64 for
+comment, data descriptors), Info-ZIP ``zip -0 -r`` (ZIP64 forced, streamed to a pipe), p7zip's ZIP writer, ngff-zarr's own ``.ozx`` writer and our raw writer (ZIP64 for
 every entry; > 65,535 entries; entries beyond 4 GiB in a sparse file).  Each is read through
 ``open_ozx``, ``zarr.open_group``, ``zarr.open_array`` and ``dask.array.from_zarr``.
 """
@@ -45,6 +45,14 @@ KINDS = {
     "infozip-v3": ("v3", "infozip", {}, True),
     "infozip-v3-sharded-start": ("v3-shard-start", "infozip", {}, True),
     "infozip-v2": ("v2", "infozip", {}, True),
+    "infozip-zip64-forced": ("v3", "infozip", {"extra_args": ("-fz",)}, True),
+    "infozip-stream-data-descriptors": ("v3-shard-end", "infozip-stream", {}, True),
+    "7z-stored": ("v3", "7z", {"level": 0}, True),
+    "7z-deflated": ("v3-shard-start", "7z", {"level": 5}, True),
+    "7z-v2-deflated": ("v2", "7z", {"level": 9}, True),
+    "stdlib-unseekable-data-descriptors": ("v3", "stdlib-unseekable", {}, False),
+    "stdlib-unseekable-deflated": (
+        "v2", "stdlib-unseekable", {"compression": zipfile.ZIP_DEFLATED}, False),
     "raw-zip64-always": ("v3", "raw64", {}, False),
     "raw-prepended-stub": ("v3", "rawstub", {}, False),
 }
@@ -78,10 +86,17 @@ def archive_of_kind(hierarchies, tmp_path_factory):
         out = base / f"{kind}.ozx"
         if tool == "stdlib":
             A.zip_stdlib(src, out, **opts)
-        elif tool == "infozip":
+        elif tool in ("infozip", "infozip-stream"):
             if shutil.which("zip") is None:
                 pytest.skip("Info-ZIP zip is not installed (Debian package zip)")
-            A.zip_infozip(src, out)
+            build = A.zip_infozip if tool == "infozip" else A.zip_infozip_stream
+            build(src, out, **opts)
+        elif tool == "7z":
+            if shutil.which("7z") is None:
+                pytest.skip("7z is not installed (Debian package p7zip-full)")
+            A.zip_7z(src, out, **opts)
+        elif tool == "stdlib-unseekable":
+            A.zip_stdlib_unseekable(src, out, **opts)
         elif tool in ("raw64", "rawstub"):
             files = A.hierarchy_bytes(src)
             A.write_raw_zip(
@@ -285,3 +300,18 @@ def test_whole_sparse_entry_crc_is_valid(tmp_path):
     with zipfile.ZipFile(path) as zf:
         assert zf.read("s") == head + bytes(n)  # the stdlib checks the CRC
     assert ZipArchive(path, warn=False).read("s") == head + bytes(n)
+
+
+def test_infozip_zip64_to_a_pipe_is_broken_and_says_so(hierarchies, tmp_path):
+    """Info-ZIP 3.0 ``zip -fz - . | cat`` marks the directory offset 0xFFFFFFFF but writes no
+    ZIP64 end records: unzip, 7z and the stdlib cannot read its entries either.  We refuse it at
+    once with our error, naming the archive."""
+    from napari_ozx import CorruptArchiveError
+
+    if shutil.which("zip") is None:
+        pytest.skip("Info-ZIP zip is not installed")
+    src, _ = hierarchies["v3"]
+    path = A.zip_infozip_stream(src, tmp_path / "fz-pipe.zip", extra_args=("-fz",))
+    with pytest.raises(CorruptArchiveError, match="ZIP64") as ei:
+        open_ozx(path)
+    assert str(path) in str(ei.value)
