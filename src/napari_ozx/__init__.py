@@ -10,6 +10,7 @@ from .errors import (
     UnsupportedFeatureError,
 )
 from .store import OzxStore, open_ozx
+from .write import write_ozx
 from .write_store import OzxWriteStore
 from .zip.writer import OzxWriter
 
@@ -25,6 +26,7 @@ __all__ = [
     "UnsafeNameError",
     "UnsupportedFeatureError",
     "open_ozx",
+    "write_ozx",
 ]
 
 try:

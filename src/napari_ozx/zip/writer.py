@@ -201,6 +201,15 @@ class OzxWriter:
         start = e.offset + self._header_len(e)
         return os.pread(self._fd, e.size, start) if e.size else b""
 
+    def data_span(self, name: str) -> tuple[int, int] | None:
+        """``(offset, size)`` of a finished data entry's bytes in :attr:`temporary_path`, or
+        None.  Valid until :meth:`close` (which may move the data region)."""
+        with self._lock:
+            e = self._data.get(name)
+        if e is None or e.crc < 0:
+            return None
+        return e.offset + self._header_len(e), e.size
+
     def _header_len(self, e: _Entry) -> int:
         hdr = os.pread(self._fd, R.LOCAL.size, e.offset)
         nlen, elen = struct.unpack_from("<HH", hdr, 26)

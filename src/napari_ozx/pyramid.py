@@ -1,0 +1,170 @@
+"""Lazy multiscale pyramids of dask arrays.
+
+:func:`plan_factors` decides how often and along which axes to halve an image: y and x by 2 at
+every level, z by 2 only while its physical spacing does not exceed that of y/x (so an
+anisotropic stack is first made isotropic), other axes (t, c) never; levels stop once a level
+fits in one chunk.  :func:`downsample` builds one level from the previous one, lazily:
+
+* ``"mean"`` (area average, for images): each output pixel is the mean of the input pixels of
+  its window; a window cut by the edge averages the pixels it has.  Integers are rounded back to
+  their type.
+* ``"mode"`` (for labels): the most frequent value of the window, ties going to the first in
+  C order; ``"nearest"``: the window's first pixel.  Both only ever give values of the input.
+
+Nothing is computed here; each output block depends on the input blocks under it only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import dask.array as da
+import numpy as np
+
+__all__ = ["METHODS", "LABEL_METHODS", "plan_factors", "downsample", "build_pyramid",
+           "downsample_block"]
+
+METHODS = ("mean", "mode", "nearest")
+LABEL_METHODS = ("mode", "nearest")
+#: z is halved together with y/x while z spacing <= this times the y/x spacing
+ISOTROPY_TOLERANCE = 1.0
+
+
+def plan_factors(
+    shape: Sequence[int],
+    chunks: Sequence[int],
+    axis_types: Sequence[str | None],
+    scale: Sequence[float] | None = None,
+    *,
+    levels: int | None = None,
+) -> list[tuple[int, ...]]:
+    """Per-level downsampling factors (relative to the previous level), level 1 onwards.
+
+    ``levels`` is the total number of levels wanted (1: no pyramid); None builds levels until
+    the image fits in one chunk along every space axis.  Fewer levels come back when an image
+    is too small for more.
+    """
+    ndim = len(shape)
+    scale = list(scale) if scale is not None else [1.0] * ndim
+    space = [i for i, t in enumerate(axis_types) if t == "space"]
+    planar = space[-2:]
+    depth = space[:-2]
+    shape = list(shape)
+    out: list[tuple[int, ...]] = []
+    while levels is None or len(out) + 1 < levels:
+        fits = all(shape[i] <= chunks[i] for i in space)
+        if levels is None and fits:
+            break
+        if all(shape[i] <= 1 for i in planar):
+            break
+        f = [1] * ndim
+        xy_spacing = min(scale[i] for i in planar) if planar else 1.0
+        for i in planar:
+            if shape[i] > 1:
+                f[i] = 2
+        for i in depth:
+            if shape[i] > 1 and scale[i] <= ISOTROPY_TOLERANCE * xy_spacing:
+                f[i] = 2
+        out.append(tuple(f))
+        shape = [math.ceil(s / k) for s, k in zip(shape, f)]
+        scale = [s * k for s, k in zip(scale, f)]
+    return out
+
+
+def _windows_pad(block: np.ndarray, factors: Sequence[int], mode: str) -> np.ndarray:
+    pad = [(0, (-s) % f) for s, f in zip(block.shape, factors)]
+    if any(p for _, p in pad):
+        block = np.pad(block, pad, mode=mode)
+    return block
+
+
+def _split(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """(n0, f0, n1, f1, ...) view of a padded block."""
+    shape: list[int] = []
+    for s, f in zip(block.shape, factors):
+        shape += [s // f, f]
+    return block.reshape(shape)
+
+
+def _mean(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    ndim = block.ndim
+    acc = np.float64 if block.dtype.itemsize > 2 or block.dtype.kind == "f" else np.float32
+    counts = np.ones((), dtype=acc)
+    for axis, (s, f) in enumerate(zip(block.shape, factors)):
+        n = math.ceil(s / f)
+        c = np.full(n, f, dtype=acc)
+        if s % f:
+            c[-1] = s % f
+        counts = np.multiply.outer(counts, c) if axis else c
+    sums = _split(_windows_pad(block, factors, "constant"), factors).sum(
+        axis=tuple(range(1, 2 * ndim, 2)), dtype=acc)
+    mean = sums / counts
+    dtype = block.dtype
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(mean), info.min, info.max).astype(dtype)
+    if dtype.kind == "b":
+        return mean >= 0.5
+    return mean.astype(dtype)
+
+
+def _mode(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    ndim = block.ndim
+    split = _split(_windows_pad(block, factors, "edge"), factors)
+    outer = split.shape[0::2]
+    order = tuple(range(0, 2 * ndim, 2)) + tuple(range(1, 2 * ndim, 2))
+    windows = split.transpose(order).reshape(math.prod(outer), -1)
+    k = windows.shape[1]
+    if k == 1:
+        return windows[:, 0].reshape(outer)
+    counts = np.zeros(windows.shape, dtype=np.uint8)
+    for j in range(k):
+        counts += windows == windows[:, j : j + 1]
+    pick = counts.argmax(axis=1)
+    return windows[np.arange(len(windows)), pick].reshape(outer)
+
+
+def downsample_block(block: np.ndarray, factors: Sequence[int], method: str) -> np.ndarray:
+    """Downsample one numpy block whose start lies on a window boundary."""
+    if method == "mean":
+        return _mean(block, factors)
+    if method == "mode":
+        return _mode(block, factors)
+    if method == "nearest":
+        return block[tuple(slice(None, None, f) for f in factors)].copy()
+    raise ValueError(f"unknown downsampling method {method!r}; use one of {METHODS}")
+
+
+def downsample(array: da.Array, factors: Sequence[int], method: str = "mean") -> da.Array:
+    """One pyramid level below ``array`` (lazy).  The output shape is ``ceil(shape / f)``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown downsampling method {method!r}; use one of {METHODS}")
+    factors = tuple(int(f) for f in factors)
+    if all(f == 1 for f in factors):
+        return array
+    # Every block but the last along an axis must hold whole windows.
+    chunks = []
+    for axis_chunks, f in zip(array.chunks, factors):
+        c = max(axis_chunks)
+        chunks.append(max(f, c - c % f))
+    aligned = tuple(tuple(c for c in axis) for axis in array.chunks)
+    if any(any(c % f for c in axis[:-1]) for axis, f in zip(aligned, factors)):
+        array = array.rechunk(tuple(chunks))
+    out_chunks = tuple(
+        tuple(math.ceil(c / f) for c in axis) for axis, f in zip(array.chunks, factors)
+    )
+    return array.map_blocks(
+        downsample_block, factors, method, chunks=out_chunks, dtype=array.dtype,
+        meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+        name=f"ozx-downsample-{method}-" + da.core.tokenize(array, factors, method),
+    )
+
+
+def build_pyramid(array: da.Array, factors: Sequence[Sequence[int]], method: str = "mean"
+                  ) -> list[da.Array]:
+    """``[array, level1, level2, ...]``, each level computed from the one before (lazily)."""
+    levels = [array]
+    for f in factors:
+        levels.append(downsample(levels[-1], f, method))
+    return levels

@@ -1,0 +1,888 @@
+"""Save images and labels (arrays or napari layers) as one OME-Zarr 0.5 ``.ozx`` archive.
+
+The one code path behind :func:`write_ozx` (scripts), the npe2 writer and the export widget.
+
+Data flow: layers -> :class:`Plan` (grouping, axes, storage layout; :mod:`.ome.write` makes
+the metadata) -> per pyramid level, one dask task per shard that computes the shard's pixels
+and encodes it with zarr (into a throw-away in-memory store) -> the encoded shard goes back to
+the caller's process, which appends it to the archive (:class:`~.zip.writer.OzxWriter`).
+
+So the work runs on whatever dask scheduler is active (threads, processes, a
+``dask.distributed`` cluster) while the archive is written by one process; at most a window of
+shards is in flight, which bounds memory whatever the image size.  Pyramid level ``k+1`` is
+computed from level ``k`` as written (read back from the archive being written, by path, so
+workers on this machine can do it), never from the full-resolution source again; with
+``pyramid_from="source"`` it is chained lazily from the source instead (for clusters whose
+workers cannot see this machine's disk).
+
+Nothing reaches the destination before the archive is complete: a failure, an exception in
+the data, or a cancel leaves the file that was there (if any) as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import pyramid as P
+from .errors import OzxError
+from .ome import write as M
+
+__all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
+           "default_chunks", "default_shards"]
+
+#: Target uncompressed size of one shard (the unit of work and of memory).
+SHARD_BYTES = 32 << 20
+CODECS = ("zstd", "blosc-zstd", "blosc-lz4", "gzip", "none")
+
+
+class WriteCancelled(OzxError):
+    """The write was cancelled; the destination was left as it was."""
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def default_chunks(shape: Sequence[int], types: Sequence[str | None], itemsize: int
+                   ) -> tuple[int, ...]:
+    """Inner chunks: 256x256 in 2D, 64 (128 for 1-byte types) cubed in 3D, 1 along c and t."""
+    space = [i for i, t in enumerate(types) if t == "space"]
+    edge = 256 if len(space) < 3 else (128 if itemsize == 1 else 64)
+    out = []
+    for i, s in enumerate(shape):
+        c = edge if i in space[-3:] else 1
+        out.append(max(1, min(c, int(s))))
+    return tuple(out)
+
+
+def default_shards(shape: Sequence[int], chunks: Sequence[int], types: Sequence[str | None],
+                   itemsize: int, target: int = SHARD_BYTES) -> tuple[int, ...]:
+    """Shards: chunks doubled along the space axes (x first) while a shard stays under
+    ``target`` bytes and within the array."""
+    shard = list(chunks)
+    space = [i for i, t in enumerate(types) if t == "space"][::-1]
+    grew = True
+    while grew:
+        grew = False
+        for i in space:
+            if shard[i] >= shape[i]:
+                continue
+            if math.prod(shard) * 2 * itemsize > target:
+                continue
+            shard[i] *= 2
+            grew = True
+    return tuple(min(s, _round_up(n, c)) for s, n, c in zip(shard, shape, chunks))
+
+
+def _round_up(n: int, k: int) -> int:
+    return max(k, -(-int(n) // k) * k)
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How arrays are stored.  ``chunks``/``shards`` apply to level 0 (clipped for smaller
+    levels); None picks :func:`default_chunks` / :func:`default_shards`."""
+
+    chunks: tuple[int, ...] | None = None
+    shards: tuple[int, ...] | None = None
+    codec: str = "zstd"
+    level: int = 3
+    index_crc32c: bool = True
+    shard_bytes: int = SHARD_BYTES
+
+    def __post_init__(self):
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {CODECS}, not {self.codec!r}")
+
+    def codecs(self) -> list:
+        from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
+
+        inner: list = [BytesCodec()]
+        if self.codec == "zstd":
+            inner.append(ZstdCodec(level=self.level))
+        elif self.codec.startswith("blosc-"):
+            inner.append(BloscCodec(cname=self.codec.split("-", 1)[1], clevel=self.level,
+                                    shuffle="bitshuffle"))
+        elif self.codec == "gzip":
+            inner.append(GzipCodec(level=self.level))
+        return inner
+
+    def layout(self, shape, types, dtype, level0_shape=None) -> tuple[tuple, tuple]:
+        """(chunks, shards) for an array of ``shape``."""
+        itemsize = np.dtype(dtype).itemsize
+        ndim = len(shape)
+        if self.chunks is not None:
+            # Given for the image's axes; a label image (no c) takes the trailing ones.
+            if len(self.chunks) < ndim:
+                raise ValueError(f"chunks {tuple(self.chunks)} has {len(self.chunks)} values "
+                                 f"for {ndim} axes")
+            chunks = tuple(max(1, min(int(c), int(s)))
+                           for c, s in zip(self.chunks[len(self.chunks) - ndim:], shape))
+        else:
+            chunks = default_chunks(shape, types, itemsize)
+        if self.shards is not None:
+            if len(self.shards) < ndim:
+                raise ValueError(f"shards {tuple(self.shards)} has {len(self.shards)} values "
+                                 f"for {ndim} axes")
+            shards = []
+            for s, c, n in zip(self.shards[len(self.shards) - ndim:], chunks, shape):
+                s = max(c, int(s) // c * c)
+                shards.append(min(s, _round_up(n, c)))
+            shards = tuple(shards)
+        else:
+            shards = default_shards(shape, chunks, types, itemsize, self.shard_bytes)
+        return chunks, shards
+
+
+# ----------------------------------------------------------------------------- input layers
+
+
+@dataclass
+class LayerIn:
+    """One napari layer (or array) to save: its levels and napari settings."""
+
+    kind: str  # "image" or "labels"
+    name: str
+    levels: list  # level 0 first
+    meta: dict = field(default_factory=dict)
+
+
+def _levels_of(data, multiscale: bool | None) -> list:
+    if isinstance(data, (list, tuple)) and (multiscale or multiscale is None):
+        levels = list(data)
+    else:
+        levels = [data]
+    return [_as_dask(a) for a in levels]
+
+
+def _as_dask(a) -> da.Array:
+    if isinstance(a, da.Array):
+        return a
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        a = np.asarray(a)
+    return da.from_array(a, chunks=_source_chunks(a.shape, a.dtype), asarray=False,
+                         meta=np.empty((0,) * len(a.shape), dtype=a.dtype))
+
+
+def _source_chunks(shape, dtype) -> tuple:
+    """Chunks for wrapping an in-memory or zarr array: whole rows of planes, ~16 MB."""
+    itemsize = np.dtype(dtype).itemsize
+    chunks = list(shape)
+    for i in range(len(shape)):
+        if math.prod(chunks) * itemsize <= 16 << 20:
+            break
+        rest = math.prod(chunks[i + 1:]) * itemsize
+        chunks[i] = max(1, min(shape[i], (16 << 20) // max(rest, 1)))
+    return tuple(max(1, c) for c in chunks)
+
+
+def from_layer_data(data, meta: Mapping[str, Any] | None, layer_type: str) -> LayerIn:
+    """A napari ``LayerData`` tuple (what npe2 writers get) as a :class:`LayerIn`."""
+    meta = dict(meta or {})
+    kind = layer_type.lower()
+    if kind not in ("image", "labels"):
+        raise OzxError(f"napari-ozx saves image and labels layers, not {layer_type!r} "
+                       f"(layer {meta.get('name')!r})")
+    levels = _levels_of(data, meta.get("multiscale"))
+    return LayerIn(kind, str(meta.get("name") or kind), levels, meta)
+
+
+def from_layer(layer) -> LayerIn:
+    data, meta, kind = layer.as_layer_data_tuple()
+    return from_layer_data(data, meta, kind)
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class ArrayPlan:
+    """One multiscale array group of the archive (the image, or one label image)."""
+
+    path: str  # group path inside the archive ("" for the root image)
+    name: str
+    kind: str
+    axes: list[dict]
+    levels: list[da.Array]
+    factors: list[tuple[float, ...]]  # cumulative, relative to level 0, one per level
+    steps: list[tuple[int, ...]]  # per computed level (1..), relative to the level before
+    given: int  # how many levels came with the data (the rest are computed)
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    method: str
+    attrs: dict = field(default_factory=dict)  # OME attributes except multiscales
+    layer: LayerIn | None = None
+
+    @property
+    def types(self) -> list[str | None]:
+        return [a.get("type") for a in self.axes]
+
+
+@dataclass
+class Plan:
+    image: ArrayPlan
+    labels: list[ArrayPlan]
+
+    def arrays(self) -> list[ArrayPlan]:
+        return [self.image, *self.labels]
+
+
+def _same(a, b) -> bool:
+    return np.allclose(np.asarray(a, float), np.asarray(b, float))
+
+
+def _spatial_geometry(layer: LayerIn, ndim: int) -> tuple[list[float], list[float]]:
+    scale = list(layer.meta.get("scale") or [1.0] * ndim)
+    translate = list(layer.meta.get("translate") or [0.0] * ndim)
+    return [float(v) for v in scale], [float(v) for v in translate]
+
+
+def _check_joinable(ref: LayerIn, other: LayerIn) -> None:
+    def fail(what, a, b):
+        raise OzxError(
+            f"image layer {other.name!r} cannot be saved as a channel of {ref.name!r}: its "
+            f"{what} {b} differs from {a}; save it separately or make them match")
+
+    a0, b0 = ref.levels[0], other.levels[0]
+    if tuple(a0.shape) != tuple(b0.shape):
+        fail("shape", tuple(a0.shape), tuple(b0.shape))
+    if a0.dtype != b0.dtype:
+        fail("dtype", a0.dtype, b0.dtype)
+    sa, ta = _spatial_geometry(ref, a0.ndim)
+    sb, tb = _spatial_geometry(other, b0.ndim)
+    if not _same(sa, sb):
+        fail("scale", tuple(sa), tuple(sb))
+    if not _same(ta, tb):
+        fail("translate", tuple(ta), tuple(tb))
+    if len(ref.levels) != len(other.levels) or any(
+            tuple(x.shape) != tuple(y.shape) for x, y in zip(ref.levels, other.levels)):
+        fail("pyramid", [tuple(x.shape) for x in ref.levels],
+             [tuple(y.shape) for y in other.levels])
+    if bool(ref.meta.get("rgb")) or bool(other.meta.get("rgb")):
+        fail("RGB setting", bool(ref.meta.get("rgb")), bool(other.meta.get("rgb")))
+
+
+def _split_rgb(layer: LayerIn) -> list[LayerIn]:
+    """An RGB(A) layer as one layer per colour channel."""
+    n = int(layer.levels[0].shape[-1])
+    names = ["red", "green", "blue", "alpha"][:n]
+    out = []
+    for i, colour in enumerate(names):
+        meta = dict(layer.meta, rgb=False, colormap=colour if colour != "alpha" else "gray",
+                    contrast_limits=layer.meta.get("contrast_limits"))
+        out.append(LayerIn("image", f"{layer.name} {colour}", [lvl[..., i] for lvl in layer.levels],
+                           meta))
+    return out
+
+
+def _given_factors(levels: list) -> list[tuple[float, ...]]:
+    """Cumulative downsampling factors of levels that came with the data, from their shapes
+    (the nearest integer when it reproduces the shape by ceil or floor)."""
+    s0 = levels[0].shape
+    out = []
+    for lvl in levels:
+        f = []
+        for a, b in zip(s0, lvl.shape):
+            ratio = a / max(b, 1)
+            k = max(1, round(ratio))
+            f.append(float(k) if b in (math.ceil(a / k), a // k) else ratio)
+        out.append(tuple(f))
+    return out
+
+
+def _cumulative(steps: list[tuple[int, ...]], ndim: int) -> list[tuple[float, ...]]:
+    acc = [1.0] * ndim
+    out = [tuple(acc)]
+    for s in steps:
+        acc = [a * f for a, f in zip(acc, s)]
+        out.append(tuple(acc))
+    return out
+
+
+def _safe_name(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "labels"
+    out, i = base, 1
+    while out in taken:
+        i += 1
+        out = f"{base}_{i}"
+    taken.add(out)
+    return out
+
+
+def _units(meta: Mapping, ndim: int) -> list:
+    units = meta.get("units")
+    if units is None:
+        return [None] * ndim
+    if isinstance(units, (str,)) or not isinstance(units, Sequence):
+        return [units] * ndim
+    return list(units) + [None] * (ndim - len(units))
+
+
+def _pyramid(levels: list, types, scale, chunks, *, pyramid_levels, method
+             ) -> tuple[list, list, int]:
+    """(levels, steps, given): a multiscale input is kept as it is; a single level gets
+    ``steps`` to compute later."""
+    if len(levels) > 1:
+        return levels, [], len(levels)
+    steps = P.plan_factors(levels[0].shape, chunks, types, scale, levels=pyramid_levels)
+    return levels, steps, 1
+
+
+def plan_layers(
+    layers: Sequence[LayerIn],
+    *,
+    storage: StorageOptions,
+    name: str | None = None,
+    pyramid_levels: int | None = None,
+    image_method: str = "mean",
+    labels_method: str = "mode",
+) -> Plan:
+    """Group the layers into one image (channels on ``c``) and its label images."""
+    if image_method not in P.METHODS:
+        raise ValueError(f"image_method must be one of {P.METHODS}, not {image_method!r}")
+    if labels_method not in P.LABEL_METHODS:
+        raise ValueError(f"labels_method must be one of {P.LABEL_METHODS} (a label value "
+                         f"not in the input must never appear), not {labels_method!r}")
+    images = [layer for layer in layers if layer.kind == "image"]
+    labels = [layer for layer in layers if layer.kind == "labels"]
+    if not layers:
+        raise OzxError("nothing to save: no image or labels layer")
+    if not images:
+        raise OzxError(
+            "OME-Zarr keeps label images inside an image: select an image layer to save "
+            f"labels {', '.join(repr(x.name) for x in labels)} with")
+    expanded: list[LayerIn] = []
+    for layer in images:
+        expanded.extend(_split_rgb(layer) if layer.meta.get("rgb") else [layer])
+    if any(layer.meta.get("rgb") for layer in images) and len(images) > 1:
+        _check_joinable(images[0], images[1])  # raises: RGB layers are saved alone
+    ref = expanded[0]
+    for other in expanded[1:]:
+        _check_joinable(ref, other)
+    ndim = ref.levels[0].ndim
+    spatial = M.infer_axis_names(ndim, ref.meta.get("axis_labels"))
+    scale, translate = _spatial_geometry(ref, ndim)
+    units = _units(ref.meta, ndim)
+    multichannel = len(expanded) > 1
+    if multichannel:
+        c = 1 if M.axis_type(spatial[0]) == "time" else 0
+        names = spatial[:c] + ["c"] + spatial[c:]
+        units = units[:c] + [None] + units[c:]
+        scale = scale[:c] + [1.0] + scale[c:]
+        translate = translate[:c] + [0.0] + translate[c:]
+        levels = [da.stack([x.levels[k] for x in expanded], axis=c)
+                  for k in range(len(ref.levels))]
+    else:
+        names = spatial
+        levels = list(ref.levels)
+    axes = M.axes_metadata(names, units)
+    types = [a.get("type") for a in axes]
+    chunks0, _ = storage.layout(levels[0].shape, types, levels[0].dtype)
+    levels, steps, given = _pyramid(levels, types, scale, chunks0,
+                                    pyramid_levels=pyramid_levels, method=image_method)
+    factors = _given_factors(levels) if given > 1 else _cumulative(steps, len(names))
+    channels = [{"name": x.name, "colormap": x.meta.get("colormap", "gray"),
+                 "contrast_limits": x.meta.get("contrast_limits"),
+                 "visible": x.meta.get("visible", True)} for x in expanded]
+    title = name or (ref.name if not multichannel else os.path.commonprefix(
+        [x.name for x in expanded]).strip(" _-[") or ref.name)
+    image = ArrayPlan(
+        path="", name=str(title), kind="image", axes=axes, levels=levels, factors=factors,
+        steps=steps, given=given, scale=tuple(scale), translate=tuple(translate),
+        method=image_method,
+        attrs={"omero": M.omero_metadata(channels, levels[0].dtype)},
+        layer=ref,
+    )
+    taken: set[str] = set()
+    label_plans = []
+    spatial_types = [t for t in types if t != "channel"]
+    image_steps = [tuple(f for f, t in zip(s, types) if t != "channel") for s in steps]
+    for lab in labels:
+        lv = list(lab.levels)
+        lnd = lv[0].ndim
+        lnames = (spatial if lnd == len(spatial) and not _meaningful(lab.meta, lnd)
+                  else M.infer_axis_names(lnd, lab.meta.get("axis_labels")))
+        laxes = M.axes_metadata(lnames, _units(lab.meta, lnd))
+        ltypes = [a.get("type") for a in laxes]
+        lscale, ltranslate = _spatial_geometry(lab, lnd)
+        lchunks, _ = storage.layout(lv[0].shape, ltypes, lv[0].dtype)
+        if len(lv) > 1:
+            lsteps, lgiven = [], len(lv)
+        elif (lnd == len(spatial_types) and given == 1
+              and tuple(lv[0].shape) == tuple(s for s, t in zip(levels[0].shape, types)
+                                             if t != "channel")):
+            lsteps, lgiven = image_steps, 1  # same grid as the image: same pyramid
+        else:
+            lv, lsteps, lgiven = _pyramid(lv, ltypes, lscale, lchunks,
+                                          pyramid_levels=pyramid_levels, method=labels_method)
+        lfactors = _given_factors(lv) if lgiven > 1 else _cumulative(lsteps, lnd)
+        if not np.issubdtype(lv[0].dtype, np.integer):
+            raise OzxError(f"labels layer {lab.name!r} has dtype {lv[0].dtype}; label images "
+                           "hold integers")
+        label_plans.append(ArrayPlan(
+            path=f"labels/{_safe_name(lab.name, taken)}", name=lab.name, kind="labels",
+            axes=laxes, levels=lv, factors=lfactors, steps=lsteps, given=lgiven,
+            scale=tuple(lscale), translate=tuple(ltranslate), method=labels_method, layer=lab,
+        ))
+    return Plan(image, label_plans)
+
+
+def _meaningful(meta: Mapping, ndim: int) -> bool:
+    labels = meta.get("axis_labels")
+    return labels is not None and M.infer_axis_names(ndim, labels) == [str(x) for x in labels]
+
+
+# ----------------------------------------------------------------------------- shard tasks
+
+
+def _encode_shard(block: np.ndarray, meta_json: bytes, region: tuple, unique: bool):
+    """Encode one shard with zarr (in memory): ``([(key, bytes)], unique values or None)``."""
+    import zarr
+    from zarr.core.buffer import cpu
+    from zarr.storage import MemoryStore
+
+    d = {"zarr.json": cpu.Buffer.from_bytes(meta_json)}
+    arr = zarr.open_array(MemoryStore(d), mode="r+", zarr_format=3)
+    block = np.asarray(block)
+    arr[tuple(slice(a, b) for a, b in region)] = block
+    out = [(k, v.to_bytes()) for k, v in d.items() if k != "zarr.json"]
+    values = np.unique(block) if unique else None
+    return out, values
+
+
+def _read_shard(meta_json: bytes, key: str, path: str, span, region, block_info=None):
+    """One shard of a level as written, read back from the (temporary) archive file."""
+    import zarr
+    from zarr.core.buffer import cpu
+    from zarr.storage import MemoryStore
+
+    d = {"zarr.json": cpu.Buffer.from_bytes(meta_json)}
+    if span is not None:
+        offset, size = span
+        with open(path, "rb", buffering=0) as f:
+            data = os.pread(f.fileno(), size, offset)
+        d[key] = cpu.Buffer.from_bytes(data)
+    arr = zarr.open_array(MemoryStore(d), mode="r", zarr_format=3)
+    return arr[tuple(slice(a, b) for a, b in region)]
+
+
+def _grid(shape, shards):
+    return [range(0, s, k) for s, k in zip(shape, shards)]
+
+
+def _regions(shape, shards):
+    """Shard regions in C order, as ((start, stop), ...) per axis."""
+    import itertools
+
+    for starts in itertools.product(*_grid(shape, shards)):
+        yield tuple((a, min(a + k, s)) for a, k, s in zip(starts, shards, shape))
+
+
+def _shard_key(region, shards) -> str:
+    return "c/" + "/".join(str(a // k) for (a, _), k in zip(region, shards))
+
+
+def _n_shards(shape, shards) -> int:
+    return math.prod(max(1, math.ceil(s / k)) for s, k in zip(shape, shards))
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _active_client():
+    """The dask.distributed client when it is dask's active scheduler, else None."""
+    try:
+        from distributed import Client
+    except ImportError:
+        return None
+    sched = dask.base.get_scheduler()
+    owner = getattr(sched, "__self__", None)
+    return owner if isinstance(owner, Client) else None
+
+
+def _window() -> int:
+    client = _active_client()
+    if client is not None:
+        try:
+            n = sum(client.nthreads().values())
+        except Exception:
+            n = 2
+        return max(2, n + 1)
+    n = dask.config.get("num_workers", None) or os.cpu_count() or 2
+    return max(2, int(n))
+
+
+def _stream(tasks: list, on_result: Callable, cancel: threading.Event | None) -> None:
+    """Compute delayed ``tasks`` with at most a window of them in flight, handing each result
+    to ``on_result`` in this thread as it arrives."""
+    window = _window()
+    client = _active_client()
+    if client is not None:
+        from distributed import as_completed
+
+        pending = iter(tasks)
+        first = [client.compute(t) for _, t in zip(range(window), pending)]
+        ac = as_completed(first)
+        try:
+            for fut in ac:
+                if cancel is not None and cancel.is_set():
+                    raise WriteCancelled("cancelled")
+                on_result(fut.result())
+                fut.release()
+                nxt = next(pending, None)
+                if nxt is not None:
+                    ac.add(client.compute(nxt))
+        except BaseException:
+            for fut in list(ac.futures):
+                fut.cancel()
+            raise
+        return
+    for i in range(0, len(tasks), window):
+        if cancel is not None and cancel.is_set():
+            raise WriteCancelled("cancelled")
+        for result in dask.compute(*tasks[i : i + window]):
+            on_result(result)
+
+
+class _Job:
+    def __init__(self, path, plan: Plan, storage: StorageOptions, *, progress, cancel,
+                 pyramid_from: str):
+        from .write_store import OzxWriteStore
+
+        self.path = os.fspath(path)
+        self.plan = plan
+        self.storage = storage
+        self.progress = progress
+        self.cancel = cancel
+        self.pyramid_from = pyramid_from
+        self.store = OzxWriteStore(self.path)
+        self.writer = self.store.writer
+        self.done = 0
+        self.layouts: dict[tuple[str, int], tuple] = {}
+        self.total = 0
+        for ap in plan.arrays():
+            shape = ap.levels[0].shape
+            for k in range(len(ap.levels) + len(ap.steps)):
+                shp = self._level_shape(ap, k)
+                chunks, shards = storage.layout(shp, ap.types, ap.levels[0].dtype, shape)
+                self.layouts[(ap.path, k)] = (shp, chunks, shards)
+                self.total += _n_shards(shp, shards)
+        self.values: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def _level_shape(ap: ArrayPlan, k: int) -> tuple[int, ...]:
+        if k < len(ap.levels):
+            return tuple(int(s) for s in ap.levels[k].shape)
+        shape = [int(s) for s in ap.levels[-1].shape]
+        for step in ap.steps[: k - len(ap.levels) + 1]:
+            shape = [math.ceil(s / f) for s, f in zip(shape, step)]
+        return tuple(shape)
+
+    def _tick(self, n: int = 1) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def run(self) -> str:
+        import zarr
+
+        try:
+            root = zarr.open_group(self.store, mode="w", zarr_format=3)
+            if self.plan.labels:
+                root.create_group("labels")
+            for ap in self.plan.arrays():
+                self._write_multiscale(ap)
+            self._write_attributes(root)
+            if self.cancel is not None and self.cancel.is_set():
+                raise WriteCancelled("cancelled")
+            self.store.close()
+        except WriteCancelled:
+            self.store.abort()
+            raise WriteCancelled("cancelled; the destination was left as it was",
+                                 archive=self.path) from None
+        except BaseException:
+            self.store.abort()
+            raise
+        return self.path
+
+    def _create_array(self, ap: ArrayPlan, k: int):
+        import zarr
+        from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
+        from zarr.core.buffer import default_buffer_prototype
+
+        shape, chunks, shards = self.layouts[(ap.path, k)]
+        dtype = ap.levels[0].dtype
+        index = [BytesCodec(), Crc32cCodec()] if self.storage.index_crc32c else [BytesCodec()]
+        name = f"{ap.path}/{k}" if ap.path else str(k)
+        arr = zarr.create_array(
+            self.store, name=name, shape=shape, dtype=dtype, chunks=shards,
+            serializer=ShardingCodec(chunk_shape=chunks, codecs=self.storage.codecs(),
+                                     index_codecs=index),
+            compressors=None, filters=None, fill_value=0,
+            dimension_names=[a["name"] for a in ap.axes], overwrite=True,
+        )
+        meta = arr.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        return name, meta, shape, shards
+
+    def _write_multiscale(self, ap: ArrayPlan) -> None:
+        source = ap.levels[0]
+        n_levels = len(ap.levels) + len(ap.steps)
+        previous = None
+        for k in range(n_levels):
+            name, meta, shape, shards = self._create_array(ap, k)
+            if k < len(ap.levels):
+                level = ap.levels[k]
+            elif self.pyramid_from == "source":
+                level = P.downsample(source, ap.steps[k - len(ap.levels)], ap.method)
+                source = level
+            else:
+                level = P.downsample(previous, ap.steps[k - len(ap.levels)], ap.method)
+            unique = ap.kind == "labels" and k == 0
+            self._write_level(level, name, meta, shape, shards, unique, ap.path)
+            if k + 1 < n_levels and self.pyramid_from != "source":
+                previous = self._read_back(name, meta, shape, shards, level.dtype)
+
+    def _write_level(self, level: da.Array, name, meta, shape, shards, unique, key) -> None:
+        if tuple(level.shape) != tuple(shape):
+            raise OzxError(f"level {name} has shape {tuple(level.shape)}, expected {shape}",
+                           archive=self.path, entry=f"{name}/zarr.json")
+        level = level.rechunk(shards)
+        blocks = level.to_delayed(optimize_graph=True).ravel()
+        regions = list(_regions(shape, shards))
+        encode = dask.delayed(_encode_shard, pure=True)
+        tasks = [encode(b, meta, r, unique) for b, r in zip(blocks, regions)]
+
+        def on_result(result):
+            entries, values = result
+            for k, data in entries:
+                self.writer.write(f"{name}/{k}", data)
+            if values is not None:
+                prev = self.values.get(key)
+                self.values[key] = values if prev is None else np.union1d(prev, values)
+            self._tick()
+
+        _stream(tasks, on_result, self.cancel)
+
+    def _read_back(self, name, meta, shape, shards, dtype) -> da.Array:
+        tmp = self.writer.temporary_path
+        spans = {}
+        for region in _regions(shape, shards):
+            key = _shard_key(region, shards)
+            spans[key] = self.writer.data_span(f"{name}/{key}")
+        chunks = tuple(tuple(min(k, s - a) for a in range(0, s, k))
+                       for s, k in zip(shape, shards))
+
+        def block(block_id=None):
+            region = tuple((i * k, min((i + 1) * k, s))
+                           for i, k, s in zip(block_id, shards, shape))
+            key = _shard_key(region, shards)
+            return _read_shard(meta, key, tmp, spans.get(key), region)
+
+        return da.map_blocks(block, chunks=chunks, dtype=dtype,
+                             meta=np.empty((0,) * len(shape), dtype=dtype),
+                             name="ozx-readback-" + dask.base.tokenize(tmp, name, meta))
+
+    def _write_attributes(self, root) -> None:
+        import zarr
+
+        img = self.plan.image
+        ome = {"version": M.OME_VERSION}
+        ome["multiscales"] = self._multiscales(img)
+        ome.update(img.attrs)
+        root.attrs.update({"ome": ome})
+        if not self.plan.labels:
+            return
+        names = [ap.path.split("/", 1)[1] for ap in self.plan.labels]
+        zarr.open_group(self.store, path="labels", mode="r+").attrs.update(
+            {"ome": {"version": M.OME_VERSION, "labels": names}})
+        for ap in self.plan.labels:
+            values = self.values.get(ap.path, np.zeros(0, dtype=np.int64))
+            rgba = _label_colours(ap.layer.meta.get("colormap") if ap.layer else None,
+                                  values, ap.levels[0].dtype)
+            props = M.properties_from_features(
+                ap.layer.meta.get("features") if ap.layer else None, values)
+            lab = {"version": M.OME_VERSION, "multiscales": self._multiscales(ap),
+                   "image-label": M.image_label_metadata(values, rgba, properties=props)}
+            zarr.open_group(self.store, path=ap.path, mode="r+").attrs.update({"ome": lab})
+
+    def _multiscales(self, ap: ArrayPlan) -> list[dict]:
+        n = len(ap.levels) + len(ap.steps)
+        return M.multiscales_metadata(
+            name=ap.name, axes=ap.axes, paths=[str(k) for k in range(n)], scale=ap.scale,
+            translate=ap.translate, factors=ap.factors,
+            method=ap.method if ap.steps else None)
+
+
+def _label_colours(colormap, values: np.ndarray, dtype) -> np.ndarray:
+    """RGBA (0..1) of each label value under a napari labels colormap (the layer's own, or
+    napari's default cyclic one)."""
+    if len(values) == 0:
+        return np.zeros((0, 4))
+    cmap = colormap if hasattr(colormap, "map") else None
+    if cmap is None:
+        from napari.layers import Labels
+
+        probe = Labels(np.zeros((1, 1), dtype=dtype))
+        if colormap is not None:
+            try:
+                probe.colormap = colormap
+            except Exception:
+                pass
+        cmap = probe.colormap
+    return np.asarray(cmap.map(np.asarray(values)), dtype=float)
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def write_layers(
+    path: str | os.PathLike,
+    layers: Sequence,
+    *,
+    name: str | None = None,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    codec: str = "zstd",
+    level: int = 3,
+    index_crc32c: bool = True,
+    shard_bytes: int = SHARD_BYTES,
+    pyramid_levels: int | None = None,
+    image_method: str = "mean",
+    labels_method: str = "mode",
+    pyramid_from: str = "written",
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> str:
+    """Save napari layers (``Layer`` objects, ``LayerData`` tuples or :class:`LayerIn`) as one
+    ``.ozx``; returns the path once the archive is complete on disk."""
+    if pyramid_from not in ("written", "source"):
+        raise ValueError(f"pyramid_from must be 'written' or 'source', not {pyramid_from!r}")
+    items = []
+    for layer in layers:
+        if isinstance(layer, LayerIn):
+            items.append(layer)
+        elif isinstance(layer, tuple):
+            items.append(from_layer_data(*layer))
+        else:
+            items.append(from_layer(layer))
+    storage = StorageOptions(
+        chunks=tuple(chunks) if chunks is not None else None,
+        shards=tuple(shards) if shards is not None else None,
+        codec=codec, level=level, index_crc32c=index_crc32c, shard_bytes=shard_bytes)
+    plan = plan_layers(items, storage=storage, name=name, pyramid_levels=pyramid_levels,
+                       image_method=image_method, labels_method=labels_method)
+    job = _Job(path, plan, storage, progress=progress, cancel=cancel, pyramid_from=pyramid_from)
+    return job.run()
+
+
+def _arrays_as_layers(image, *, axes, name, scale, translate, units, channel_names, colormaps,
+                      contrast_limits) -> list[LayerIn]:
+    levels = _levels_of(image, None)
+    ndim = levels[0].ndim
+    if axes is None:
+        axes = None
+    elif len(axes) != ndim:
+        raise ValueError(f"axes {axes!r} has {len(axes)} names for {ndim} dimensions")
+    names = list(axes) if axes is not None else None
+    c = names.index("c") if names is not None and "c" in names else None
+    spatial_names = [n for n in names if n != "c"] if names is not None else None
+    meta = {"name": name or "image", "axis_labels": spatial_names}
+    if scale is not None:
+        meta["scale"] = [float(v) for v in scale]
+    if translate is not None:
+        meta["translate"] = [float(v) for v in translate]
+    if units is not None:
+        meta["units"] = units
+    if c is None:
+        if channel_names:
+            meta["name"] = channel_names[0]
+        if colormaps:
+            meta["colormap"] = colormaps[0] if not isinstance(colormaps, str) else colormaps
+        if contrast_limits is not None:
+            meta["contrast_limits"] = contrast_limits[0] if np.ndim(contrast_limits) == 2 \
+                else contrast_limits
+        return [LayerIn("image", meta["name"], levels, meta)]
+    n = int(levels[0].shape[c])
+    out = []
+    for i in range(n):
+        m = dict(meta)
+        m["name"] = channel_names[i] if channel_names else f"{meta['name']} [{i}]"
+        if colormaps:
+            m["colormap"] = colormaps[i]
+        if contrast_limits is not None:
+            m["contrast_limits"] = contrast_limits[i]
+        idx = (slice(None),) * c + (i,)
+        out.append(LayerIn("image", m["name"], [lvl[idx] for lvl in levels], m))
+    return out
+
+
+def write_ozx(
+    path: str | os.PathLike,
+    image=None,
+    labels=None,
+    *,
+    axes: str | Sequence[str] | None = None,
+    name: str | None = None,
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+    units: str | Sequence[str] | None = None,
+    channel_names: Sequence[str] | None = None,
+    colormaps: Sequence | None = None,
+    contrast_limits: Sequence | None = None,
+    **options,
+) -> str:
+    """Save an image (and label images) as an RFC-9 ``.ozx``; returns ``path`` once complete.
+
+    ``image``: a numpy/dask/zarr array (``axes`` such as ``"czyx"`` names its axes; a ``c``
+    axis makes channels), a list of arrays (a pyramid, largest first), a napari Image layer,
+    or a list of Image layers (saved as channels).  ``labels``: an integer array, a Labels
+    layer, a list of them, or ``{name: array}``.  ``scale``/``translate``/``units`` are per
+    axis without ``c``.  ``options`` go to :func:`write_layers` (``chunks``, ``shards``,
+    ``codec``, ``level``, ``pyramid_levels``, ``image_method``, ``labels_method``,
+    ``progress``, ``cancel``...).
+    """
+    layers: list = []
+    if image is not None:
+        if _is_layer(image) or (isinstance(image, (list, tuple)) and image
+                                and all(_is_layer(x) for x in image)):
+            layers.extend(image if isinstance(image, (list, tuple)) else [image])
+        else:
+            layers.extend(_arrays_as_layers(
+                image, axes=axes, name=name, scale=scale, translate=translate, units=units,
+                channel_names=channel_names, colormaps=colormaps,
+                contrast_limits=contrast_limits))
+    if labels is not None:
+        if isinstance(labels, Mapping):
+            items = list(labels.items())
+        elif _is_layer(labels) or not isinstance(labels, (list, tuple)):
+            items = [(None, labels)]
+        else:
+            items = [(None, x) for x in labels]
+        spatial = [a for a in axes if a != "c"] if axes is not None else None
+        for i, (key, lab) in enumerate(items):
+            if _is_layer(lab):
+                layers.append(lab)
+                continue
+            meta = {"name": key or f"labels{i if i else ''}", "axis_labels": spatial}
+            if scale is not None:
+                meta["scale"] = [float(v) for v in scale]
+            if translate is not None:
+                meta["translate"] = [float(v) for v in translate]
+            if units is not None:
+                meta["units"] = units
+            layers.append(LayerIn("labels", meta["name"], _levels_of(lab, None), meta))
+    return write_layers(path, layers, name=name, **options)
+
+
+def _is_layer(x) -> bool:
+    return hasattr(x, "as_layer_data_tuple") or isinstance(x, (LayerIn,)) or (
+        isinstance(x, tuple) and len(x) == 3 and isinstance(x[2], str))
