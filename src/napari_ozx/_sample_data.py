@@ -24,7 +24,7 @@ CHANNELS = (
                                                         "max": 65535}, "active": True},
 )
 PIXEL_SIZE = 0.65  # micrometer
-LABEL_COLORS = 8  # cells with an explicit image-label colour
+LABEL_COLORS = N_CELLS  # cells with an explicit image-label colour
 
 
 def _cells(size: int = SIZE, n: int = N_CELLS, seed: int = 4):

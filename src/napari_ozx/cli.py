@@ -7,30 +7,10 @@ import sys
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Write a small sample archive and print its hierarchy read back through ``open_ozx``."""
-    import tempfile
-    import os
-    import zipfile
+    """Write the sample ``.ozx`` and open it in napari (under Xvfb when there is no display)."""
+    from ._demo import run
 
-    import numpy as np
-    import zarr
-
-    from . import open_ozx
-
-    out = args.output or os.path.join(tempfile.mkdtemp(prefix="napari-ozx-"), "sample.zip")
-    with tempfile.TemporaryDirectory() as d:
-        g = zarr.open_group(d, mode="w")
-        a = g.create_array("0", shape=(256, 256), chunks=(64, 64), shards=(128, 128), dtype="uint16")
-        a[:] = np.arange(256 * 256, dtype="uint16").reshape(256, 256)
-        with zipfile.ZipFile(out, "w") as z:
-            for root, _, files in os.walk(d):
-                for f in sorted(files):
-                    p = os.path.join(root, f)
-                    z.write(p, os.path.relpath(p, d))
-    grp = open_ozx(out)
-    print(f"wrote {out}")
-    print(grp.tree())
-    return 0
+    return run(args.output, screenshot=args.screenshot, no_gui=args.no_gui)
 
 
 class _Progress:
@@ -156,8 +136,12 @@ def _unpack(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="napari-ozx", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="write a sample archive and show it")
+    p = sub.add_parser("demo", help="write a sample archive and show it in napari")
     p.add_argument("-o", "--output", help="where to write the sample archive")
+    p.add_argument("--screenshot", metavar="PATH",
+                   help="save a PNG of the viewer (default without a display: beside the archive)")
+    p.add_argument("--no-gui", action="store_true",
+                   help="only write the archive and print the layers napari would get")
     p.set_defaults(func=_demo)
 
     progress = argparse.ArgumentParser(add_help=False)
