@@ -49,12 +49,20 @@ class OzxStore(Store):
         *,
         read_only: bool = True,
         verify_crc: bool = True,
+        storage_options: dict[str, Any] | None = None,
     ):
         if not read_only:
             raise ValueError("OzxStore is read-only; write archives with napari_ozx.write_ozx")
         super().__init__(read_only=True)
         if not isinstance(archive, ZipArchive):
-            archive = ZipArchive(archive, verify_crc=verify_crc)
+            if _is_url(archive):
+                from .zip.remote import open_remote_archive
+
+                archive = open_remote_archive(
+                    archive, storage_options, verify_crc=verify_crc
+                )
+            else:
+                archive = ZipArchive(archive, verify_crc=verify_crc)
         self.archive = archive
         self._is_open = True
 
@@ -135,11 +143,17 @@ class OzxStore(Store):
         if self._inline(key, byte_range):
             data = self._read(key, byte_range)
         else:
-            data = await asyncio.to_thread(self._read, key, byte_range)
+            # Remote sources bring their own pool: one thread per request allowed in flight.
+            executor = getattr(self.archive.source, "executor", None)
+            data = await asyncio.get_running_loop().run_in_executor(
+                executor, self._read, key, byte_range
+            )
         return None if data is None else prototype.buffer.from_bytes(data)
 
     def _inline(self, key: str, byte_range: ByteRequest | None) -> bool:
         """Serve on the event loop: small reads that need no decoding of the directory."""
+        if not self.archive.source.cheap_scan:
+            return False  # a network round trip must not stall the event loop
         if not self.archive.is_fully_indexed:
             return is_metadata_name(key)
         return self._expected_size(key, byte_range) <= _INLINE_READ
@@ -191,9 +205,23 @@ class OzxStore(Store):
                 yield child
 
 
+def _is_url(path: Any) -> bool:
+    scheme = path.split("://", 1)[0] if isinstance(path, str) and "://" in path else ""
+    return len(scheme) > 1 and scheme.replace("+", "").replace("-", "").isalnum()
+
+
 def open_ozx(
-    path: str | os.PathLike | ByteSource, *, verify_crc: bool = True, **kwargs: Any
+    path: str | os.PathLike | ByteSource,
+    *,
+    verify_crc: bool = True,
+    storage_options: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> zarr.Group:
-    """Open a zipped Zarr hierarchy (``.ozx`` or any Zarr-in-ZIP) read-only as a zarr Group."""
-    store = OzxStore(path, verify_crc=verify_crc)
+    """Open a zipped Zarr hierarchy (``.ozx`` or any Zarr-in-ZIP) read-only as a zarr Group.
+
+    ``path`` may be a URL (``https://``, ``s3://``, any fsspec protocol); ``storage_options``
+    then go to its client (e.g. ``{"anon": True}``, ``{"endpoint_url": ...}``,
+    ``{"headers": {...}}``) - see :func:`napari_ozx.zip.remote.open_source`.
+    """
+    store = OzxStore(path, verify_crc=verify_crc, storage_options=storage_options)
     return zarr.open_group(store=store, mode="r", **kwargs)

@@ -16,6 +16,8 @@ import warnings
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import (
     CorruptArchiveError,
     OzxError,
@@ -24,6 +26,7 @@ from ..errors import (
 )
 from . import records as R
 from .index import IndexBuilder, ZipIndex
+from .layout import DataOffsetGuesser
 from .parse import (
     METADATA_BASENAMES,
     PAD,
@@ -89,6 +92,8 @@ class ZipArchive:
         self._prefix: ZipIndex | None = None
         self._prefix_end = 0
         self._scan_cache: dict[str, bool] = {}
+        self._guesser: DataOffsetGuesser | None = None
+        self._whole_directory = False  # the full index holds every header (none skipped)
         self.stats: dict[str, int] = {}
         self.duplicates: list[str] = []
         self.unsafe_names: list[str] = []
@@ -205,6 +210,13 @@ class ZipArchive:
         self._absorb(builder)
         index = builder.finish(complete=True)
         self._report(index)
+        prefix = self._prefix
+        if prefix is not None and len(prefix) <= len(index) and np.array_equal(
+            prefix.header_offset, index.header_offset[: len(prefix)]
+        ):
+            # Same rows: keep the data offsets already read from local headers.
+            index.data_offset[: len(prefix)] = prefix.data_offset
+        self._whole_directory = builder.n == builder.headers
         if self.comment.json_first and builder.metadata_after_data:
             self.json_first_violations = builder.metadata_after_data
             self._warn(
@@ -271,7 +283,8 @@ class ZipArchive:
         if base != "zarr.json" and self._prefix.lookup("zarr.json") is not None:
             return True
         if not self.source.cheap_scan:
-            return False
+            # Remote sources trust the claim, as RFC-9 allows (checking costs the whole directory).
+            return bool(getattr(self.source, "trust_json_first", False))
         found = self._scan_cache.get(base)
         if found is None:
             end = self.end
@@ -344,7 +357,12 @@ class ZipArchive:
             return None
         index, row = loc
         try:
-            return self._read_row(index, row, name, start, stop)
+            try:
+                return self._read_row(index, row, name, start, stop)
+            except CorruptArchiveError:
+                if not self._recheck_inferred_offset(index, row):
+                    raise
+                return self._read_row(index, row, name, start, stop)
         except OzxError as e:
             if e.entry is None:
                 e.entry = name
@@ -359,9 +377,47 @@ class ZipArchive:
             raise CorruptArchiveError(
                 f"local header offset {hoff} lies beyond the start of the central directory"
             )
+        guesser = self._offset_guesser(index)
+        if guesser is not None:
+            off = guesser.guess(row)
+            if off is not None:
+                index.data_offset[row] = off + 1
+                return off
         off = parse_local_header(self._read(hoff, R.LOCAL.size), hoff)
         index.data_offset[row] = off + 1
+        if guesser is not None:
+            guesser.learn(row, off)
         return off
+
+    def _offset_guesser(self, index: ZipIndex) -> DataOffsetGuesser | None:
+        """Over a network a local header costs a request: data offsets are inferred from the
+        directory where that is safe (see :mod:`.layout`).  Made at the first miss, when the
+        metadata (and the local headers next to it) are at hand to check the inference."""
+        if self.source.cheap_scan or index is not self._full:
+            return None
+        if self._guesser is None:
+            with self._build_lock:
+                if self._guesser is None:
+                    self._guesser = DataOffsetGuesser(
+                        index, self.end.cd_offset,
+                        index_is_whole_directory=self._whole_directory,
+                        peek=getattr(self.source, "peek", None),
+                    )
+        return self._guesser
+
+    def _recheck_inferred_offset(self, index: ZipIndex, row: int) -> bool:
+        """After a CRC mismatch: was the data offset inferred wrongly?  Then stop inferring and
+        use the local header (the caller reads again)."""
+        guesser = self._guesser if index is self._full else None
+        if guesser is None or not guesser.enabled:
+            return False
+        hoff = int(index.header_offset[row])
+        real = parse_local_header(self.source.read(hoff, R.LOCAL.size), hoff)
+        guesser.disable()
+        if real == int(index.data_offset[row]) - 1:
+            return False
+        index.data_offset[row] = real + 1
+        return True
 
     def _read_row(self, index: ZipIndex, row: int, name: str, start: int, stop: int | None):
         flags = int(index.flags[row])
