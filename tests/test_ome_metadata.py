@@ -90,11 +90,20 @@ def test_greyscale_model():
     assert channel_settings(omero, 1, np.dtype("u1"))["colormap"] == ["gray"]
 
 
-def test_aligned_chunks_grow_by_whole_chunks_only():
+def test_dask_chunks_are_the_zarr_chunks():
     assert aligned_chunks((100, 200), (10, 20)) == (10, 20)
-    grown = aligned_chunks((100_000, 100_000), (32, 32), max_chunks=10_000)
-    assert all(c % 32 == 0 for c in grown)
-    assert np.prod([-(-s // c) for s, c in zip((100_000, 100_000), grown)]) <= 10_000
+    # many chunks, but not tiny ones (512 KiB): kept, reading more than shown costs more
+    assert aligned_chunks((1000, 50_000, 50_000), (1, 512, 512), 2) == (1, 512, 512)
+
+
+def test_only_tiny_chunks_are_merged_by_whole_multiples():
+    # a million 32-byte chunks (one million archive entries): merged until <= 10k chunks
+    grown = aligned_chunks((1_000_000, 16), (1, 16), 2)
+    assert grown[1] == 16 and grown[0] % 1 == 0 and grown[0] > 1
+    assert -(-1_000_000 // grown[0]) <= 10_000
+    # until the chunk reaches 64 KiB, even if that leaves many chunks
+    grown = aligned_chunks((2**20, 2**20), (64, 64), 1)
+    assert all(c % 64 == 0 for c in grown) and grown[0] * grown[1] == 64 << 10
 
 
 def test_image_layer_kwargs_and_inner_chunks():

@@ -12,24 +12,28 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-# Above this many chunks dask's graph bookkeeping costs more than it saves: chunks are then
-# grown by whole multiples of the zarr chunk (still aligned) until the count fits.
-MAX_DASK_CHUNKS = 1_000_000
+# Dask pays per chunk (building a graph of a million chunks takes ~0.3 s) while reading a bigger
+# chunk than napari shows costs bytes: slicing a dask chunk reads all of it.  So only TINY zarr
+# chunks are merged, by whole multiples, and only while the array has very many of them.
+MAX_DASK_CHUNKS = 10_000
+SMALL_CHUNK_BYTES = 64 << 10
 
 
-def aligned_chunks(shape: tuple[int, ...], chunks: tuple[int, ...],
-                   max_chunks: int = MAX_DASK_CHUNKS) -> tuple[int, ...]:
-    """``chunks`` (the zarr read chunk), grown by integer factors along the longest-gridded
-    axes until the array has at most ``max_chunks`` chunks."""
+def aligned_chunks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int = 1,
+                   max_chunks: int = MAX_DASK_CHUNKS,
+                   small: int = SMALL_CHUNK_BYTES) -> tuple[int, ...]:
+    """``chunks`` (the zarr read chunk) as dask chunks: unchanged, unless the array has more
+    than ``max_chunks`` chunks of less than ``small`` bytes; those are doubled along the axis
+    with the most chunks until one of the two limits is reached."""
     chunks = [max(1, min(c, s)) if s else max(1, c) for c, s in zip(chunks, shape)]
 
-    def count() -> int:
-        return math.prod(math.ceil(s / c) if s else 1 for s, c in zip(shape, chunks))
+    def grid() -> list[int]:
+        return [-(-s // c) if s else 1 for s, c in zip(shape, chunks)]
 
-    while count() > max_chunks:
-        grid = [math.ceil(s / c) if s else 1 for s, c in zip(shape, chunks)]
-        axis = max(range(len(grid)), key=lambda i: grid[i])
-        if grid[axis] <= 1:
+    while math.prod(grid()) > max_chunks and math.prod(chunks) * itemsize < small:
+        g = grid()
+        axis = max(range(len(g)), key=lambda i: g[i])
+        if g[axis] <= 1:
             break
         chunks[axis] = min(shape[axis], chunks[axis] * 2)
     return tuple(chunks)
@@ -37,7 +41,7 @@ def aligned_chunks(shape: tuple[int, ...], chunks: tuple[int, ...],
 
 def to_dask(array, *, token: str = "") -> da.Array:
     """A lazy dask view of a zarr array, chunked like the array's (inner) chunks."""
-    chunks = aligned_chunks(tuple(array.shape), tuple(array.chunks))
+    chunks = aligned_chunks(tuple(array.shape), tuple(array.chunks), array.dtype.itemsize)
     name = "ozx-" + tokenize(token, str(array.store), array.path, array.shape,
                              str(array.dtype), chunks)
     return da.from_array(array, chunks=chunks, name=name, inline_array=True,
