@@ -64,7 +64,10 @@ class OzxStore(Store):
             else:
                 archive = ZipArchive(archive, verify_crc=verify_crc)
         self.archive = archive
-        self._is_open = True
+        # The archive is open (and checked) already; _is_open only records that zarr's
+        # Store.open() / _ensure_open() ran, as for zarr's own stores (Store.open() would
+        # otherwise refuse with "store is already open").
+        self._is_open = False
 
     # ------------------------------------------------------------------ identity
 
