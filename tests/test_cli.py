@@ -272,3 +272,16 @@ def test_console_script_is_installed(packed):
                        text=True)
     assert r.returncode == 0, r.stderr
     assert "OK" in r.stdout
+
+
+def test_unpack_refuses_symlink_entries_from_infozip(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "zarr.json").write_bytes(ROOT)
+    os.symlink("/etc/passwd", src / "link")
+    arc = tmp_path / "links.ozx"
+    subprocess.run(["zip", "-q", "-0", "-y", "-r", str(arc), "."], cwd=src, check=True)
+    dest = tmp_path / "out"
+    code, _, err = run(capsys, "unpack", arc, dest)
+    assert code == 2 and "symbolic link" in err and "link" in err
+    assert not dest.exists() or list(dest.iterdir()) == []

@@ -130,12 +130,10 @@ def unpack(
                 archive=archive_path,
             )
         rows = [int(r) for r in index.rows()]
-        attrs = getattr(index, "external_attr", None)
-        if attrs is not None:
-            links = [index.name(r) for r in rows if (int(attrs[r]) >> 16) & 0o170000 == 0o120000]
-            if links:
-                raise UnsafeNameError(f"symbolic link entries are refused: {links[:5]}; nothing "
-                                      "was unpacked", archive=archive_path, entry=links[0])
+        links = [index.name(r) for r in rows if index.is_symlink[r]]
+        if links:
+            raise UnsafeNameError(f"symbolic link entries are refused: {links[:5]}; nothing "
+                                  "was unpacked", archive=archive_path, entry=links[0])
         if os.path.exists(dest):
             if not os.path.isdir(dest):
                 raise OzxError("destination exists and is not a directory", archive=dest)

@@ -20,6 +20,7 @@ _COLUMNS = (
     ("method", np.uint16),
     ("flags", np.uint16),
     ("is_metadata", np.bool_),
+    ("is_symlink", np.bool_),
     ("name_start", np.int64),  # uint32 when the central directory is under 4 GiB
     ("name_length", np.uint16),
     ("name_hash", np.uint64),

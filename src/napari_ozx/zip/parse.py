@@ -327,6 +327,8 @@ class CentralBlock:
     skipped_directories: int = 0
     skipped_unsafe: list[str] = field(default_factory=list)
     n_unsafe: int = 0
+    #: bool: the entry is a Unix symbolic link (made by a Unix host, mode S_IFLNK)
+    is_symlink: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __len__(self) -> int:
         return len(self.name_start)
@@ -518,6 +520,8 @@ def parse_central_block(
         skipped_directories=int(is_dir.sum()),
         skipped_unsafe=skipped_unsafe,
         n_unsafe=len(unsafe_rows),
+        is_symlink=(((hdr["external_attr"][keep] >> 16) & 0o170000) == 0o120000)
+        & ((hdr["version_made_by"][keep] >> 8) == 3),
     )
 
 
