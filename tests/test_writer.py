@@ -335,3 +335,46 @@ def test_stream_shorter_than_announced_is_an_error(tmp_path):
             w.set_metadata("zarr.json", ROOT)
             w.write_stream("c/0", [b"abc"], 10)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_store_reads_back_lists_and_deletes(tmp_path):
+    """What zarr asks of a store while it writes: read back, exists, listing, delete."""
+    import asyncio
+
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+    from zarr.core.buffer import default_buffer_prototype
+
+    proto = default_buffer_prototype()
+    buf = proto.buffer.from_bytes
+    path = tmp_path / "rw.ozx"
+    store = OzxWriteStore(path)
+
+    async def scenario():
+        await store.set("zarr.json", buf(ROOT))
+        await store.set("a/zarr.json", buf(b'{"x": 1}'))
+        big = os.urandom(200_000)  # written from a worker thread
+        await store.set("a/c/0", buf(big))
+        await store.set("a/c/1", buf(b"small"))
+        await store.set_if_not_exists("a/c/1", buf(b"other"))
+        assert (await store.get("a/c/0", proto)).to_bytes() == big
+        assert (await store.get("a/c/1", proto)).to_bytes() == b"small"
+        r = await store.get("a/c/0", proto, RangeByteRequest(10, 20))
+        assert r.to_bytes() == big[10:20]
+        assert (await store.get("a/c/0", proto, OffsetByteRequest(199_990))).to_bytes() == \
+            big[199_990:]
+        assert (await store.get("a/c/0", proto, SuffixByteRequest(5))).to_bytes() == big[-5:]
+        assert await store.exists("a/c/0") and not await store.exists("a/c/9")
+        assert await store.get("nope", proto) is None
+        assert sorted([k async for k in store.list_dir("")]) == ["a", "zarr.json"]
+        assert sorted([k async for k in store.list_dir("a")]) == ["c", "zarr.json"]
+        assert sorted([k async for k in store.list_prefix("a/c/")]) == ["a/c/0", "a/c/1"]
+        await store.delete("a/c/1")
+        assert not await store.exists("a/c/1")
+        return big
+
+    big = asyncio.run(scenario())
+    store.close()
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["zarr.json", "a/zarr.json", "a/c/0"]
+        assert zf.read("a/c/0") == big
+        assert zf.testzip() is None

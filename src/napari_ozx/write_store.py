@@ -105,7 +105,7 @@ class OzxWriteStore(Store):
             self.writer.write(key, data)
 
     async def set_if_not_exists(self, key: str, value: Buffer) -> None:
-        if self.writer.get(key) is None:
+        if not self.writer.has(key):
             await self.set(key, value)
 
     async def delete(self, key: str) -> None:
@@ -151,7 +151,7 @@ class OzxWriteStore(Store):
         return [await self.get(k, prototype, r) for k, r in key_ranges]
 
     async def exists(self, key: str) -> bool:
-        return self.writer.get(key) is not None if key in self.writer.names() else False
+        return self.writer.has(key)
 
     # ------------------------------------------------------------------ listing
 

@@ -215,6 +215,14 @@ class OzxWriter:
         nlen, elen = struct.unpack_from("<HH", hdr, 26)
         return R.LOCAL.size + nlen + elen
 
+    def has(self, name: str) -> bool:
+        """Whether an entry of that name has been written (completely)."""
+        with self._lock:
+            if name in self._metadata:
+                return True
+            e = self._data.get(name)
+            return e is not None and e.crc >= 0
+
     def names(self) -> list[str]:
         with self._lock:
             return list(self._metadata) + [n for n, e in self._data.items() if e.crc >= 0]
