@@ -236,6 +236,8 @@ class RawEntry:
     payload: bytes | None = None  #: bytes as stored (default: ``data``, deflated if method 8)
     local_name: bytes | None = None  #: a different name in the local header
     local_extra: bytes = b""  #: extra field bytes in the local header only
+    central_extra: bytes = b""  #: extra fields in the central header, before the ZIP64 one
+    force_zip64: bool = False  #: ZIP64 extra (all three values) even when they fit
     sparse_size: int | None = None  #: STORED data of this many bytes: ``data`` then a hole
 
 
@@ -349,6 +351,7 @@ def _write_one(f, e: RawEntry, pos: int, base: int, central: list[bytes], force:
     crc = zlib.crc32(e.data) if e.crc32 is None else e.crc32
     if e.sparse_size is not None and e.crc32 is None:
         crc = crc32_zero_extend(zlib.crc32(e.data), e.sparse_size - len(e.data))
+    force = force or e.force_zip64
     big = force or max(usize, csize) > 0xFFFFFFFE
     off_big = force or pos > 0xFFFFFFFE
     local_name = nb if e.local_name is None else e.local_name
@@ -364,7 +367,7 @@ def _write_one(f, e: RawEntry, pos: int, base: int, central: list[bytes], force:
     )
     f.write(payload)
     vals = ([usize, csize] if big else []) + ([pos] if off_big else [])
-    ext_c = R.zip64_extra(*vals) if vals else b""
+    ext_c = e.central_extra + (R.zip64_extra(*vals) if vals else b"")
     central.append(
         R.pack_central_header(
             nb, method=e.method, crc32=crc,

@@ -213,3 +213,39 @@ def test_zarr_open_group_on_store_of_json_first_archive(big_json_first):
     g = zarr.open_group(store=store, mode="r")
     assert g.attrs["ome"]["version"] == "0.5"
     assert not store.archive.is_fully_indexed
+
+
+def test_prefix_longer_than_one_block(tmp_path):
+    """4,000 arrays: the metadata prefix spans several central-directory blocks."""
+    meta = A.many_array_meta(1)
+    entries = [("zarr.json", A.many_root_meta())]
+    entries += [(f"group-{i:05d}/array/zarr.json", meta) for i in range(4000)]
+    entries += [(f"group-{i:05d}/array/c/0/0", A.many_row(i).tobytes()) for i in range(4000)]
+    path = A.write_raw_zip(tmp_path / "wide.ozx", entries)
+    src = CountingSource(path, cheap_scan=False)
+    g = open_ozx(src)
+    arch = g.store.archive
+    prefix_bytes = arch._prefix_end
+    assert prefix_bytes > 4 * 65536  # more than the first block
+    last = g["group-03999/array"]
+    assert last.shape == (1, A.ROW)
+    assert not arch.is_fully_indexed
+    assert len(arch.metadata_names()) == 4001
+    np.testing.assert_array_equal(last[0], A.many_row(3999))
+    assert arch.is_fully_indexed
+
+
+def test_many_threads_trigger_the_full_decode_at_once(big_json_first):
+    """Dask threads asking for chunks right after open: one full decode, every read right."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = CountingSource(big_json_first, cheap_scan=False)
+    g = open_ozx(src)
+    arr = g["a"]
+    rows = list(range(0, 99_998, 997))
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: arr[i], rows))
+    for i, row in zip(rows, got):
+        np.testing.assert_array_equal(row, A.many_row(i))
+    cd = g.store.archive.end.cd_size
+    assert src.touched < 2 * cd  # the directory was read once, not once per thread

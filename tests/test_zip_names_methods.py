@@ -381,3 +381,41 @@ def test_longest_names(tmp_path):
     assert arch.read(grows.decode("cp437")) is None
     assert arch.read("after") == b"after"
     assert arch.n_unsafe == 1
+
+
+# --------------------------------------------------------------------------------------------
+# ZIP64 extra fields as other writers lay them out
+# --------------------------------------------------------------------------------------------
+
+UT = b"UT\x05\x00\x03\x00\x00\x00\x00"  # Info-ZIP's extended timestamp, often first
+UX = b"ux\x0b\x00\x01\x04\xe8\x03\x00\x00\x04\xe8\x03\x00\x00"
+
+
+@pytest.mark.parametrize("before", [UT, UT + UX, b"\x99\x99\x00\x00"])
+def test_zip64_extra_field_after_other_extra_fields(tmp_path, before):
+    entries = [A.RawEntry("zarr.json", A.many_root_meta(), central_extra=before,
+                          force_zip64=True)]
+    entries += [A.RawEntry(f"a/{i}", bytes([i]) * (i + 1), central_extra=before,
+                           force_zip64=True) for i in range(20)]
+    path = A.write_raw_zip(tmp_path / "x.zip", entries, comment=A.COMMENT_PLAIN)
+    arch = ZipArchive(path)
+    with zipfile.ZipFile(path) as zf:
+        for i in range(20):
+            assert arch.read(f"a/{i}") == zf.read(f"a/{i}") == bytes([i]) * (i + 1)
+            assert arch.info(f"a/{i}").header_offset == zf.getinfo(f"a/{i}").header_offset
+
+
+@pytest.mark.timeout(60)
+def test_zip64_extra_with_only_the_offset(tmp_path):
+    """Entries past 4 GiB whose sizes fit 32 bits: the ZIP64 extra holds only the offset."""
+    entries = [("zarr.json", A.many_root_meta())] + [(f"c/{i}", b"%d" % i * 7) for i in range(5)]
+    path = A.write_raw_zip(tmp_path / "off.zip", entries, start_offset=(4 << 30) + 3,
+                           zip64="auto")
+    with open(path, "rb") as f:  # (the tail only: the file is a 4 GiB hole)
+        f.seek(-4096, 2)
+        raw = f.read()
+    assert raw.count(b"\x01\x00\x08\x00") >= 6  # ZIP64 extra of one 8-byte value, each entry
+    arch = ZipArchive(path)
+    for n, d in entries:
+        assert arch.read(n) == d
+        assert arch.info(n).header_offset > 4 << 30
