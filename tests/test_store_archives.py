@@ -315,3 +315,30 @@ def test_infozip_zip64_to_a_pipe_is_broken_and_says_so(hierarchies, tmp_path):
     with pytest.raises(CorruptArchiveError, match="ZIP64") as ei:
         open_ozx(path)
     assert str(path) in str(ei.value)
+
+
+def test_archive_written_by_zarr_zipstore_with_rewrites(tmp_path):
+    """zarr's own ZipStore appends a second entry when a key is written twice (attributes
+    updated after the data): we read what ZipStore itself reads back - the last entry."""
+    from zarr.storage import ZipStore
+
+    path = tmp_path / "zipstore.zip"
+    pixels = A._pixels((40, 30), seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        store = ZipStore(path, mode="w")
+        g = zarr.open_group(store=store, mode="w")
+        arr = g.create_array("img", shape=pixels.shape, chunks=(16, 16), dtype=pixels.dtype)
+        arr[:] = pixels
+        arr[:16, :16] = pixels[:16, :16] + 1  # a chunk rewritten
+        g.attrs["note"] = "updated after the data"
+        store.close()
+    with pytest.warns(OzxWarning, match="more than once"):
+        ours = open_ozx(path)
+    ref = zarr.open_group(store=ZipStore(path, mode="r"), mode="r")
+    assert ours.attrs.asdict() == ref.attrs.asdict()
+    assert ours.attrs["note"] == "updated after the data"
+    np.testing.assert_array_equal(ours["img"][:], ref["img"][:])
+    expected = pixels.copy()
+    expected[:16, :16] += 1
+    np.testing.assert_array_equal(ours["img"][:], expected)
