@@ -6,9 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 EXE = [sys.executable, "-m", "napari_ozx.cli"]

@@ -18,7 +18,6 @@ from .layer import (
     metadata_entry,
     multiscale_of,
     pyramid,
-    warn,
 )
 from .transforms import compose
 
@@ -94,7 +93,3 @@ def image_layers(group, *, name: str, token: str = "", with_labels: bool = True
         parent = (axes.without(c), scale[keep], translate[keep])
         layers.extend(label_layers(group, parent=parent, token=token))
     return layers
-
-
-def warn_unsupported(group, what: str) -> None:
-    warn(f"{metadata_entry(group)}: {what}")
