@@ -135,8 +135,9 @@ def _close_sessions(sessions: dict) -> None:
 
         loop = fsspec.asyn.get_loop()
         if loop.is_running() and not loop.is_closed():
+            # Never wait: this may run on the loop's own thread (garbage collection there).
             for s in live:
-                asyncio.run_coroutine_threadsafe(s.close(), loop).result(timeout=5)
+                asyncio.run_coroutine_threadsafe(s.close(), loop)
     except Exception:
         pass
 
