@@ -120,17 +120,21 @@ def run(tool: str, src: str, dest: str) -> dict:
     if os.path.exists(dest):
         os.remove(dest)
     if tool == "zip -0 -r":
-        files = [n for n, _ in _data_files(src)]
-        t0 = time.perf_counter()
-        # Metadata first, breadth-first, as RFC-9 wants (zip keeps the order it is given);
-        # GNU time reports zip's own high-water mark.
-        r = subprocess.run(["/usr/bin/time", "-f", "%M", "zip", "-0", "-q", "-X", dest, "-@"],
-                           cwd=src, check=True, input="\n".join(files).encode(),
-                           capture_output=True)
-        _fsync(dest)
-        elapsed = time.perf_counter() - t0
-        peak = int(r.stderr.decode().strip().splitlines()[-1]) / 1024
-        return {"seconds": elapsed, "base_mib": 0.0, "peak_mib": peak}
+        # Metadata first, breadth-first, as RFC-9 wants (zip keeps the order it is given).
+        # A small Python parent runs zip and reports zip's own high-water mark.
+        files = "\n".join(n for n, _ in _data_files(src))
+        wrapper = (
+            "import resource, subprocess, sys, time, json\n"
+            "t = time.perf_counter()\n"
+            "subprocess.run(['zip', '-0', '-q', '-X', sys.argv[1], '-@'], check=True,\n"
+            "               input=sys.stdin.buffer.read())\n"
+            "fd = __import__('os').open(sys.argv[1], 0); __import__('os').fsync(fd)\n"
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'base_mib': 0.0,\n"
+            "  'peak_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", wrapper, dest], cwd=src, check=True,
+                             input=files.encode(), capture_output=True)
+        return json.loads(out.stdout.decode().strip().splitlines()[-1])
     out = subprocess.run([sys.executable, __file__, "--worker", tool, src, dest],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
