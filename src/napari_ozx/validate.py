@@ -22,6 +22,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from .errors import NotAZipError, OzxError, UnsupportedFeatureError
 from .zip import ZipArchive
 from .zip import records as R
@@ -110,6 +112,10 @@ def validate(
     path = os.fspath(path)
     report = Report(archive=path)
     out = _Collector(report)
+    if not os.path.isfile(path):
+        what = "is a directory, not an archive" if os.path.isdir(path) else "no such file"
+        out.add(ERROR, "not-a-zip", what)
+        return report
     if not path.lower().endswith(".ozx"):
         out.add(WARNING, "not-ozx", "file name does not end in .ozx")
     try:
@@ -152,7 +158,9 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
 
     index = archive.full_index()  # every check below needs the whole directory
     n = len(index)
-    names = [index.name(i) for i in range(n)]  # central-directory order
+
+    def names_of(rows) -> list[str]:
+        return [index.name(int(r)) for r in rows]
 
     # ---- names
     if archive.duplicates:
@@ -160,32 +168,35 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
     if archive.n_unsafe:
         out.many(ERROR, "unsafe-name", archive.unsafe_names,
                  "unsafe entry name (absolute, '..', backslash or NUL)", archive.n_unsafe)
-    nested = [nm for nm in names if nm.lower().endswith(_NESTED_SUFFIXES)]
-    if nested:
-        out.many(ERROR, "archive-in-archive", nested, "an archive inside the archive")
+    nested = _rows_with_suffix(index, _NESTED_SUFFIXES)
+    if len(nested):
+        out.many(ERROR, "archive-in-archive", names_of(nested[:MAX_LISTED]),
+                 "an archive inside the archive", len(nested))
 
     # ---- methods and flags
-    flags = index.flags
-    encrypted = [names[i] for i in range(n)
-                 if int(flags[i]) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION)
-                 or int(index.method[i]) == 99]
-    if encrypted:
-        out.many(ERROR, "encrypted", encrypted, "entry is encrypted")
-    compressed = [names[i] for i in range(n) if int(index.method[i]) not in (0, 99)]
-    if compressed:
-        methods = sorted({R.method_name(int(m)) for m in index.method if int(m) not in (0, 99)})
-        out.many(WARNING, "compressed", compressed,
-                 f"ZIP-level compression ({', '.join(methods)}); RFC-9 recommends STORED")
+    method = np.asarray(index.method)
+    enc_mask = (np.asarray(index.flags) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION)) != 0
+    encrypted = np.flatnonzero(enc_mask | (method == 99))
+    if len(encrypted):
+        out.many(ERROR, "encrypted", names_of(encrypted[:MAX_LISTED]), "entry is encrypted",
+                 len(encrypted))
+    compressed = np.flatnonzero((method != R.METHOD_STORED) & (method != 99))
+    if len(compressed):
+        methods = sorted({R.method_name(int(m)) for m in np.unique(method[compressed])})
+        out.many(WARNING, "compressed", names_of(compressed[:MAX_LISTED]),
+                 f"ZIP-level compression ({', '.join(methods)}); RFC-9 recommends STORED",
+                 len(compressed))
 
     # ---- root and order
-    is_meta = [bool(index.is_metadata[i]) for i in range(n)]
-    meta_rows = [i for i in range(n) if is_meta[i]]
+    is_meta = np.asarray(index.is_metadata, dtype=bool)
+    meta_rows = np.flatnonzero(is_meta)
+    meta_names = names_of(meta_rows)
     root_row = index.lookup("zarr.json")
     root_meta = None
     if root_row is None:
-        v3 = sorted((nm for nm in names if nm.endswith("/zarr.json")),
+        v3 = sorted((nm for nm in meta_names if nm.endswith("/zarr.json")),
                     key=lambda s: (s.count("/"), s))
-        v2 = [nm for nm in names if nm.rsplit("/", 1)[-1] in (".zgroup", ".zarray")]
+        v2 = [nm for nm in meta_names if nm.rsplit("/", 1)[-1] in (".zgroup", ".zarray")]
         if v3:
             out.add(ERROR, "root-not-at-root",
                     "the hierarchy's root zarr.json is in a sub-folder; RFC-9 needs it at the "
@@ -196,21 +207,20 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
         else:
             out.add(ERROR, "root-missing", "no zarr.json at the archive root")
     else:
-        if meta_rows and meta_rows[0] != root_row or root_row != 0:
+        if root_row != 0:
             out.add(WARNING, "not-breadth-first",
                     "root zarr.json is not the first entry of the central directory", "zarr.json")
         offsets = index.header_offset
         if int(offsets[root_row]) != int(offsets.min()):
             out.add(WARNING, "not-breadth-first",
                     "root zarr.json is not the first entry in the file", "zarr.json")
-    _check_order(names, is_meta, out)
+    _check_order(index, is_meta, meta_rows, meta_names, out)
     if comment.json_first and archive.json_first_violations:
         out.many(ERROR, "json-first-false", archive.json_first_violations,
                  "comment claims jsonFirst, but this metadata entry follows a data entry")
 
     # ---- metadata documents
-    for i in meta_rows:
-        name = names[i]
+    for name in meta_names:
         if name.rsplit("/", 1)[-1] != "zarr.json":
             continue
         try:
@@ -238,32 +248,49 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
                         f"{version!r}", "zarr.json")
 
     if crc:
-        _check_data(archive, index, names, out, progress)
+        _check_data(archive, index, out, progress)
 
 
-def _check_order(names: list[str], is_meta: list[bool], out: _Collector) -> None:
+def _check_order(index, is_meta: np.ndarray, meta_rows: np.ndarray, meta_names: list[str],
+                 out: _Collector) -> None:
     """Metadata before every other entry, breadth-first (never deeper, then shallower)."""
-    seen_data = None
-    late = []
-    for name, meta in zip(names, is_meta):
-        if meta and seen_data is not None:
-            late.append(name)
-        elif not meta and seen_data is None:
-            seen_data = name
-    if late:
-        out.many(WARNING, "not-breadth-first", late,
-                 f"metadata entry after the data entry {seen_data!r}; RFC-9 puts every zarr.json "
-                 "first")
+    data_rows = np.flatnonzero(~is_meta)
+    if len(data_rows):
+        first_data = int(data_rows[0])
+        late = [nm for r, nm in zip(meta_rows, meta_names) if r > first_data]
+        if late:
+            out.many(WARNING, "not-breadth-first", late,
+                     f"metadata entry after the data entry {index.name(first_data)!r}; RFC-9 "
+                     "puts every zarr.json first")
     depth = -1
-    for name, meta in zip(names, is_meta):
-        if not meta:
-            continue
+    for name in meta_names:
         d = name.count("/")
         if d < depth:
             out.add(WARNING, "not-breadth-first",
                     "metadata entry is shallower than one before it (not breadth-first)", name)
             break
         depth = d
+
+
+def _rows_with_suffix(index, suffixes: tuple[str, ...]) -> np.ndarray:
+    """Rows whose name ends with one of ``suffixes`` (ASCII, case-insensitive)."""
+    blob = np.frombuffer(index.names, dtype=np.uint8)
+    starts = np.asarray(index.name_start, dtype=np.int64)
+    lengths = np.asarray(index.name_length, dtype=np.int64)
+    ends = starts + lengths
+    hit = np.zeros(len(starts), dtype=bool)
+    for suffix in suffixes:
+        want = np.frombuffer(suffix.lower().encode(), dtype=np.uint8)
+        k = len(want)
+        cand = np.flatnonzero(lengths >= k)
+        for j in range(k):
+            if not len(cand):
+                break
+            c = blob[ends[cand] - k + j]
+            c = np.where((c >= ord("A")) & (c <= ord("Z")), c | 0x20, c)
+            cand = cand[c == want[j]]
+        hit[cand] = True
+    return np.flatnonzero(hit)
 
 
 def _check_zarr_json(raw: bytes, name: str, out: _Collector) -> dict | None:
@@ -309,10 +336,11 @@ def _check_chunking(doc: dict, name: str, out: _Collector, many_chunks: int) -> 
                 name)
 
 
-def _check_data(archive: ZipArchive, index, names: list[str], out: _Collector, progress) -> None:
+def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
     """Read every entry back: CRC-32, and archives hidden under innocent names."""
     bad, nested = [], []
-    for i, name in enumerate(names):
+    for i in range(len(index)):
+        name = index.name(i)
         if int(index.flags[i]) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION):
             continue
         size = int(index.uncompressed_size[i])
