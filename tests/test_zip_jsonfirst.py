@@ -9,6 +9,7 @@ late ``zarr.json`` (and warns); an absent or broken comment warns and never fail
 from __future__ import annotations
 
 import json
+import struct
 import warnings
 
 import numpy as np
@@ -249,3 +250,58 @@ def test_many_threads_trigger_the_full_decode_at_once(big_json_first):
         np.testing.assert_array_equal(row, A.many_row(i))
     cd = g.store.archive.end.cd_size
     assert src.touched < 2 * cd  # the directory was read once, not once per thread
+
+
+def test_ranges_read_exactly_the_requested_span(big_json_first):
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+    src = CountingSource(big_json_first, cheap_scan=False)
+    store = OzxStore(src)
+    arch = store.archive
+    arch.full_index()
+    key = "a/c/777/0"
+    whole = arch.read(key)  # learns the data offset from the local header
+    info = arch.info(key)
+    with open(big_json_first, "rb") as f:  # the data offset, from the local header
+        f.seek(info.header_offset)
+        nlen, elen = struct.unpack("<HH", f.read(30)[26:30])
+    data_off = info.header_offset + 30 + nlen + elen
+    for req, lo, hi in [(RangeByteRequest(3, 17), 3, 17), (OffsetByteRequest(5), 5, 32),
+                        (SuffixByteRequest(4), 28, 32)]:
+        src.reads.clear()
+        got = store.get_sync(key, byte_range=req).to_bytes()
+        assert got == whole[lo:hi]
+        assert len(src.reads) == 1, src.reads
+        off, n = src.reads[0]
+        assert n == hi - lo
+        assert off == data_off + lo
+    assert info.uncompressed_size == 32
+
+
+class SlowSource(CountingSource):
+    """Every read takes 50 ms (a slow disk or a network round trip)."""
+
+    def read(self, offset, length):
+        import time
+
+        time.sleep(0.05)
+        return super().read(offset, length)
+
+
+def test_reads_from_many_threads_are_not_serialised(tmp_path):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = A.many_entry_archive(tmp_path / "s.ozx", 40)
+    src = SlowSource(path, cheap_scan=False)
+    arch = ZipArchive(src)
+    arch.full_index()
+    names = [f"a/c/{i}/0" for i in range(16)]
+    for n in names:
+        arch.read(n, 0, 1)  # learn the data offsets first (one local-header read each)
+    t = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda n: arch.read(n, 0, 8), names))
+    dt = time.perf_counter() - t
+    assert got == [A.many_row(i).tobytes()[:8] for i in range(16)]
+    assert dt < 0.4, f"16 reads of 50 ms took {dt:.2f} s: reads are serialised"
