@@ -342,3 +342,19 @@ def test_archive_written_by_zarr_zipstore_with_rewrites(tmp_path):
     expected = pixels.copy()
     expected[:16, :16] += 1
     np.testing.assert_array_equal(ours["img"][:], expected)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_root_array_archive(tmp_path, zarr_format):
+    """A zipped single array (no group): zarr.open_array over the store reads it."""
+    pixels = A._pixels((33, 17), "int16", seed=12)
+    d = tmp_path / "arr.zarr"
+    arr = zarr.create_array(str(d), shape=pixels.shape, chunks=(8, 8), dtype=pixels.dtype,
+                            zarr_format=zarr_format)
+    arr[:] = pixels
+    path = A.zip_stdlib(d, tmp_path / "arr.ozx")
+    store = OzxStore(path)
+    got = zarr.open_array(store=store, mode="r")
+    assert got.metadata.zarr_format == zarr_format
+    np.testing.assert_array_equal(got[:], pixels)
+    np.testing.assert_array_equal(da.from_zarr(got).compute(), pixels)
