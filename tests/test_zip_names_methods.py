@@ -419,3 +419,29 @@ def test_zip64_extra_with_only_the_offset(tmp_path):
     for n, d in entries:
         assert arch.read(n) == d
         assert arch.info(n).header_offset > 4 << 30
+
+
+# Names whose 64-bit index hashes are equal (found by search for the current name_hash).
+COLLIDING = [b"collide-abcdefgh", b"kSNARCgyythkpphp", b"NzQULa6gb7k6noa5", b"cZbXCFcOac950z7z"]
+
+
+def test_hash_collisions_are_told_apart(tmp_path):
+    from napari_ozx.zip.parse import name_hash
+
+    if len({name_hash(n) for n in COLLIDING}) != 1:
+        pytest.skip("name_hash changed: search new colliding names for this test")
+    entries = [("zarr.json", A.many_root_meta())]
+    entries += [(n, b"data of " + n) for n in COLLIDING]
+    entries += [(COLLIDING[1], b"second copy of " + COLLIDING[1])]  # a real duplicate too
+    path = A.write_raw_zip(tmp_path / "h.zip", entries, comment=A.COMMENT_PLAIN)
+    with pytest.warns(OzxWarning, match="more than once") as rec:
+        arch = ZipArchive(path)
+    msgs = [str(w.message) for w in rec if "more than once" in str(w.message)]
+    assert len(msgs) == 1 and msgs[0].count("kSNARC") == 1
+    assert "collide" not in msgs[0] and "NzQU" not in msgs[0]
+    assert arch.duplicates == [COLLIDING[1].decode()]
+    for n in COLLIDING:
+        want = (b"second copy of " if n == COLLIDING[1] else b"data of ") + n
+        assert arch.read(n.decode()) == want
+    assert _names(arch) == sorted(["zarr.json"] + [n.decode() for n in COLLIDING])
+    assert arch.read("collide-abcdefgX") is None
