@@ -167,7 +167,16 @@ def test_million_entry_json_first_metadata_in_three_requests(million):
     assert srv.stats.bytes_sent < 1_000_000, srv.stats.bytes_sent
     # The first data entry needs the whole directory (~60 MB, read once, in big blocks);
     # afterwards one chunk is one request (its data offset inferred, no local header).
+    srv.stats.reset()
+    t0 = time.perf_counter()
     np.testing.assert_array_equal(arr[777_777], many_row(777_777))
+    elapsed = time.perf_counter() - t0
+    end = g.store.archive.end
+    pieces = -(-end.cd_size // (4 << 20))  # fetched in 4 MiB pieces, concurrently
+    assert srv.stats.requests <= pieces + 1, srv.stats.ranges  # + the chunk itself
+    assert srv.stats.max_in_flight > 1
+    print(f"first chunk: directory of {end.cd_size / 1e6:.0f} MB in {srv.stats.requests} "
+          f"requests, {elapsed:.2f} s")
     srv.stats.reset()
     np.testing.assert_array_equal(arr[123_456], many_row(123_456))
     assert srv.stats.requests == 1

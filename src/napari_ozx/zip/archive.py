@@ -14,6 +14,7 @@ import os
 import threading
 import warnings
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,7 +206,10 @@ class ZipArchive:
 
     def _build_full(self) -> ZipIndex:
         builder = IndexBuilder(self._capacity(), max_name_bytes=self.end.cd_size)
-        self._decode(start=0, builder=builder, stop_after_metadata=False, first_block=BLOCK)
+        # A source may fetch the whole directory at once (a remote one: in parallel requests).
+        will_read = getattr(self.source, "will_read", None)
+        with will_read(self.end.cd_offset, self.end.cd_size) if will_read else nullcontext():
+            self._decode(start=0, builder=builder, stop_after_metadata=False, first_block=BLOCK)
         self._check_count(builder)
         self._absorb(builder)
         index = builder.finish(complete=True)

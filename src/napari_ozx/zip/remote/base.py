@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import os
 import random
 import threading
@@ -27,6 +28,8 @@ MIN_TAIL = R.MAX_TAIL + 1024
 #: ranges closer than this are fetched as one request
 DEFAULT_COALESCE_GAP = 256 * 1024
 DEFAULT_MAX_CONCURRENCY = 16
+#: piece size of a long read announced with ``will_read`` (fetched concurrently)
+READ_AHEAD_BLOCK = 4 * 1024 * 1024
 DEFAULT_RETRIES = 4
 DEFAULT_BACKOFF = 0.1  # seconds, doubled on every retry, with jitter
 
@@ -261,13 +264,15 @@ class RemoteSource(ByteSource):
             return hit
         return self._run(self._fetch(offset, length)).data
 
-    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """Several ranges at once: neighbours (gap <= ``coalesce_gap``) in one request, the
-        requests concurrently."""
-        return self._run(self._read_many(ranges))
+    def read_many(self, ranges: list[tuple[int, int]], *, coalesce_gap: int | None = None
+                  ) -> list[bytes]:
+        """Several ranges at once: neighbours (gap <= ``coalesce_gap``, default the source's)
+        in one request, the requests concurrently."""
+        gap = self.coalesce_gap if coalesce_gap is None else coalesce_gap
+        return self._run(self._read_many(ranges, gap))
 
-    async def _read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        groups = coalesce(ranges, self.coalesce_gap)
+    async def _read_many(self, ranges: list[tuple[int, int]], gap: int) -> list[bytes]:
+        groups = coalesce(ranges, gap)
         replies = await asyncio.gather(
             *(self._fetch(start, stop - start) for start, stop, _ in groups)
         )
@@ -288,6 +293,25 @@ class RemoteSource(ByteSource):
         blocks = self.read_many([(a, b - a) for a, b, _ in groups])
         for (a, _b, _m), data in zip(groups, blocks):
             self._pin(a, data)
+
+    @contextlib.contextmanager
+    def will_read(self, offset: int, length: int):
+        """The caller is about to read ``[offset, offset + length)`` front to back (the central
+        directory): fetch it in ``READ_AHEAD_BLOCK`` pieces concurrently, keep it for the
+        duration of the ``with`` block, then let it go."""
+        offset, length = max(0, offset), min(length, self.size - max(0, offset))
+        if length < 2 * READ_AHEAD_BLOCK or self._pinned(offset, length) is not None:
+            yield
+            return
+        pieces = [(o, min(READ_AHEAD_BLOCK, offset + length - o))
+                  for o in range(offset, offset + length, READ_AHEAD_BLOCK)]
+        block = b"".join(self.read_many(pieces, coalesce_gap=-1))
+        self._pin(offset, block)
+        try:
+            yield
+        finally:
+            with self._pin_lock:
+                self._pins = [p for p in self._pins if p[1] is not block]
 
     def stats(self) -> dict[str, int]:
         return {
