@@ -40,6 +40,7 @@ KINDS = {
     "stdlib-sharded-deflated": ("v3-shard-end", "stdlib",
                                 {"compression": zipfile.ZIP_DEFLATED}, False),
     "stdlib-v2": ("v2", "stdlib", {"comment": None}, True),
+    "stdlib-v2-jsonfirst": ("v2", "stdlib", {}, False),
     "stdlib-v2-deflated": ("v2", "stdlib",
                            {"compression": zipfile.ZIP_DEFLATED, "comment": None}, True),
     "infozip-v3": ("v3", "infozip", {}, True),
