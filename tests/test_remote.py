@@ -325,3 +325,15 @@ def test_any_fsspec_url(archives, pixels):
         np.testing.assert_array_equal(arr[4, 64:128, 0:64], pixels[4, 64:128, 0:64])
     finally:
         fs.rm("/remote-test/ours.ozx")
+
+
+def test_cli_info_reads_a_url(srv, capsys):
+    from napari_ozx.cli import main
+
+    url = srv.url("/ours.ozx")
+    assert main(["info", "--json", url]) == 0
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    assert any(n.get("path") == "0" and n.get("shape") == list(SHAPE) for n in doc["nodes"]), doc
+    assert srv.stats.requests <= 2

@@ -11,13 +11,20 @@ import json
 import os
 
 from .zip import ZipArchive
+from .zip.remote import is_url
 
 __all__ = ["describe", "format_description"]
 
 
 def describe(path: str | os.PathLike) -> dict:
     """A JSON-able description of the archive at ``path``."""
-    with ZipArchive(path, warn=False) as archive:
+    if is_url(path):  # https://, s3://, any fsspec URL: the same few ranged requests
+        from .zip.remote import open_remote_archive
+
+        opened = open_remote_archive(path, warn=False)
+    else:
+        opened = ZipArchive(path, warn=False)
+    with opened as archive:
         end = archive.end
         comment = archive.comment
         names = archive.metadata_names(trust_json_first=True)

@@ -104,7 +104,7 @@ def prefetch_metadata(archive: ZipArchive) -> None:
 
 
 def open_remote_archive(
-    url: str, storage_options: dict | None = None, *, verify_crc: bool = True
+    url: str, storage_options: dict | None = None, *, verify_crc: bool = True, warn: bool = True
 ) -> ZipArchive:
     """Open the archive at ``url`` and prefetch its metadata."""
     source = open_source(url, storage_options)
@@ -112,7 +112,7 @@ def open_remote_archive(
         # The end records are looked for inside the first (tail) request; a longer comment
         # makes the parser ask for more.
         tail = min(R.MAX_TAIL, getattr(source, "tail_size", R.MAX_TAIL))
-        archive = ZipArchive(source, verify_crc=verify_crc, tail_size=tail)
+        archive = ZipArchive(source, verify_crc=verify_crc, tail_size=tail, warn=warn)
     except BaseException:
         source.close()
         raise
