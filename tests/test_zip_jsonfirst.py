@@ -17,38 +17,9 @@ import pytest
 import zarr
 
 import archives as A
+from archives import CountingSource
 from napari_ozx import OzxStore, OzxWarning, open_ozx
-from napari_ozx.zip import ByteSource, LocalFile, ZipArchive
-
-
-class CountingSource(ByteSource):
-    """Forwards to a LocalFile and counts the bytes asked for (reads and scans)."""
-
-    def __init__(self, path, *, cheap_scan: bool):
-        self.inner = LocalFile(path)
-        self.name = self.inner.name
-        self.size = self.inner.size
-        self.cheap_scan = cheap_scan
-        self.reads: list[tuple[int, int]] = []
-        self.scanned = 0
-
-    def read(self, offset, length):
-        self.reads.append((offset, length))
-        return self.inner.read(offset, length)
-
-    def read_into(self, offset, view):
-        self.reads.append((offset, len(view)))
-        view[:] = self.inner.read(offset, len(view))
-
-    def find(self, pattern, start, end):
-        self.scanned += end - start
-        data = self.inner.read(start, end - start)
-        i = data.find(pattern)
-        return -1 if i < 0 else start + i
-
-    @property
-    def touched(self) -> int:
-        return sum(n for _, n in self.reads) + self.scanned
+from napari_ozx.zip import ZipArchive
 
 
 @pytest.fixture(scope="module")
