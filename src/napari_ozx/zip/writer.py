@@ -36,6 +36,7 @@ import struct
 import threading
 import time
 import zlib
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ _LOCAL_ZIP64 = R.EXTRA_HEADER.size + 16  # local ZIP64 extra: sizes only
 _CENTRAL_ZIP64 = R.EXTRA_HEADER.size + 24  # central: sizes and header offset
 _MAX_PAD = R.U16_MAX - _LOCAL_ZIP64  # largest padding field one local header can carry
 COPY_BLOCK = 4 << 20
+_SMALL = 64 * 1024  # entries up to this size go out in one write with their header
 
 
 def rfc9_sort_key(name: str) -> tuple:
@@ -155,7 +157,13 @@ class OzxWriter:
         self._mtime, self._mdate = date_time or _dos_now()
         self._lock = threading.Lock()
         self._metadata: dict[str, bytes] = {}
-        self._data: dict[str, _Entry] = {}
+        # Data entries, compactly (millions of small chunks must not cost an object each):
+        # name -> row of the columns below.  A rewritten name points at its new row; the old
+        # row's bytes stay in the file, unreferenced.
+        self._rows: dict[str, int] = {}
+        self._offset = array("q")  # of the local header
+        self._size = array("q")
+        self._crc = array("q")  # -1 while being written
         self._pending = 0  # data entries reserved but not yet written
         self._data_start: int | None = None  # where the data region begins (None: not yet)
         self._laid_out: dict[str, bytes] | None = None  # metadata as written at offset 0
@@ -186,7 +194,7 @@ class OzxWriter:
         if not is_metadata_name(name):
             raise ValueError(f"{name!r} is not a metadata entry")
         with self._lock:
-            if name in self._data:
+            if name in self._rows:
                 raise OzxError("written as data, then as metadata", archive=self.path, entry=name)
             self._metadata[name] = bytes(data)
 
@@ -195,37 +203,36 @@ class OzxWriter:
         with self._lock:
             if name in self._metadata:
                 return self._metadata[name]
-            e = self._data.get(name)
-        if e is None or e.crc < 0:
+        span = self.data_span(name)
+        if span is None:
             return None
-        start = e.offset + self._header_len(e)
-        return os.pread(self._fd, e.size, start) if e.size else b""
+        start, size = span
+        return os.pread(self._fd, size, start) if size else b""
 
     def data_span(self, name: str) -> tuple[int, int] | None:
         """``(offset, size)`` of a finished data entry's bytes in :attr:`temporary_path`, or
         None.  Valid until :meth:`close` (which may move the data region)."""
         with self._lock:
-            e = self._data.get(name)
-        if e is None or e.crc < 0:
-            return None
-        return e.offset + self._header_len(e), e.size
-
-    def _header_len(self, e: _Entry) -> int:
-        hdr = os.pread(self._fd, R.LOCAL.size, e.offset)
+            row = self._rows.get(name)
+            if row is None or self._crc[row] < 0:
+                return None
+            offset, size = self._offset[row], self._size[row]
+        hdr = os.pread(self._fd, R.LOCAL.size, offset)
         nlen, elen = struct.unpack_from("<HH", hdr, 26)
-        return R.LOCAL.size + nlen + elen
+        return offset + R.LOCAL.size + nlen + elen, size
 
     def has(self, name: str) -> bool:
         """Whether an entry of that name has been written (completely)."""
         with self._lock:
             if name in self._metadata:
                 return True
-            e = self._data.get(name)
-            return e is not None and e.crc >= 0
+            row = self._rows.get(name)
+            return row is not None and self._crc[row] >= 0
 
     def names(self) -> list[str]:
         with self._lock:
-            return list(self._metadata) + [n for n, e in self._data.items() if e.crc >= 0]
+            crc = self._crc
+            return list(self._metadata) + [n for n, r in self._rows.items() if crc[r] >= 0]
 
     def delete(self, name: str) -> bool:
         """Forget an entry: metadata is dropped; a data entry leaves the central directory
@@ -233,7 +240,7 @@ class OzxWriter:
         with self._lock:
             if self._metadata.pop(name, None) is not None:
                 return True
-            return self._data.pop(name, None) is not None
+            return self._rows.pop(name, None) is not None
 
     def write(self, name: str, data: bytes | bytearray | memoryview) -> None:
         """Append a whole data entry (metadata names go to :meth:`set_metadata`).
@@ -244,17 +251,20 @@ class OzxWriter:
             self.set_metadata(name, bytes(data))
             return
         view = memoryview(data).cast("B")
-        entry, header_pos, padding = self._reserve(name, len(view))
+        key = name.encode("utf-8")
+        row, header_pos, padding = self._reserve(name, key, len(view))
         try:
             crc = zlib.crc32(view)
-            header = self._local_header(entry.name, len(view), crc, padding)
-            _pwrite_all(self._fd, header, header_pos)
-            _pwrite_all(self._fd, view, header_pos + len(header))
+            header = self._local_header(key, len(view), crc, padding)
+            if len(view) <= _SMALL:  # one system call for header and data
+                _pwrite_all(self._fd, header + view, header_pos)
+            else:
+                _pwrite_all(self._fd, header, header_pos)
+                _pwrite_all(self._fd, view, header_pos + len(header))
         except BaseException:
-            self._release(name, entry, ok=False)
+            self._release(name, row, None)
             raise
-        entry.crc = crc
-        self._release(name, entry, ok=True)
+        self._release(name, row, crc)
 
     def write_stream(self, name: str, blocks: Iterable[bytes], size: int) -> None:
         """Append a data entry of ``size`` bytes given as blocks (CRC computed as they pass).
@@ -264,9 +274,10 @@ class OzxWriter:
         if is_metadata_name(name):
             self.set_metadata(name, b"".join(blocks))
             return
-        entry, header_pos, padding = self._reserve(name, size)
+        key = name.encode("utf-8")
+        row, header_pos, padding = self._reserve(name, key, size)
         try:
-            header_len = _local_size(entry.name) + len(padding)
+            header_len = _local_size(key) + len(padding)
             pos = header_pos + header_len
             crc = 0
             got = 0
@@ -281,12 +292,11 @@ class OzxWriter:
             if got != size:
                 raise OzxError(f"{got} bytes instead of the announced {size} (did the source "
                                "change while it was read?)", archive=self.path, entry=name)
-            _pwrite_all(self._fd, self._local_header(entry.name, size, crc, padding), header_pos)
+            _pwrite_all(self._fd, self._local_header(key, size, crc, padding), header_pos)
         except BaseException:
-            self._release(name, entry, ok=False)
+            self._release(name, row, None)
             raise
-        entry.crc = crc
-        self._release(name, entry, ok=True)
+        self._release(name, row, crc)
 
     def write_file(self, name: str, path: str | os.PathLike, *, block: int = COPY_BLOCK,
                    progress=None) -> int:
@@ -315,10 +325,10 @@ class OzxWriter:
 
     # ------------------------------------------------------------------ layout
 
-    def _reserve(self, name: str, size: int) -> tuple[_Entry, int, bytes]:
+    def _reserve(self, name: str, key: bytes, size: int) -> tuple[int, int, bytes]:
+        """Reserve the byte range of a new data entry: (row, local header offset, padding)."""
         self._check_open()
         _check_name(name, self.path)
-        key = name.encode("utf-8")
         with self._lock:
             if name in self._metadata:
                 raise OzxError("written as metadata, then as data", archive=self.path, entry=name)
@@ -332,18 +342,24 @@ class OzxWriter:
             while pad > _MAX_PAD:  # only with align > 64 KiB, which __init__ refuses
                 pad -= self.align
             padding = _padding_field(pad, self.align)
-            entry = _Entry(key, header_pos, size, -1)  # crc -1: being written
+            row = len(self._offset)
+            self._offset.append(header_pos)
+            self._size.append(size)
+            self._crc.append(-1)
             self._end = base + pad + size
             self._pending += 1
             # A rewrite replaces the earlier entry in the central directory.
-            self._data[name] = entry
-        return entry, header_pos, padding
+            self._rows[name] = row
+        return row, header_pos, padding
 
-    def _release(self, name: str, entry: _Entry, *, ok: bool) -> None:
+    def _release(self, name: str, row: int, crc: int | None) -> None:
+        """The entry of ``row`` is written (``crc``) or failed (None)."""
         with self._lock:
             self._pending -= 1
-            if not ok and self._data.get(name) is entry:
-                del self._data[name]
+            if crc is not None:
+                self._crc[row] = crc
+            elif self._rows.get(name) == row:
+                del self._rows[name]
 
     def _lay_out_metadata_first(self) -> None:
         """Write the metadata known now at offset 0 and start the data region after it."""
@@ -423,23 +439,26 @@ class OzxWriter:
                 raise NotOmeZarrError("no root zarr.json was written; an RFC-9 archive needs one",
                                       archive=self.path)
             meta = dict(self._metadata)
-            entries = self._place_metadata(meta)
-            entries += [e for e in self._data.values()]
-            entries.sort(key=lambda e: rfc9_sort_key(e.name.decode("utf-8")))
+            meta_entries = self._place_metadata(meta)
             version = self.ome_version or ome_version_of(meta.get("zarr.json")) or "0.5"
             cd_offset = self._end
             pos = cd_offset
-            batch: list[bytes] = []
-            batch_len = 0
-            for e in entries:
-                h = self._central_header(e)
+            batch: list[bytes] = [self._central_header(e) for e in meta_entries]
+            batch_len = sum(map(len, batch))
+            offset, size, crc = self._offset, self._size, self._crc
+            for name in sorted(self._rows):  # data entries by name, after the metadata
+                row = self._rows[name]
+                h = self._central_header(
+                    _Entry(name.encode("utf-8"), offset[row], size[row], crc[row])
+                )
                 batch.append(h)
                 batch_len += len(h)
                 if batch_len >= COPY_BLOCK:
                     pos += _pwrite_all(self._fd, b"".join(batch), pos)
                     batch, batch_len = [], 0
             pos += _pwrite_all(self._fd, b"".join(batch), pos)
-            tail = R.pack_end_records(entries=len(entries), cd_offset=cd_offset,
+            n_entries = len(meta_entries) + len(self._rows)
+            tail = R.pack_end_records(entries=n_entries, cd_offset=cd_offset,
                                       cd_size=pos - cd_offset, comment=rfc9_comment(version),
                                       zip64=True)
             pos += _pwrite_all(self._fd, tail, pos)
@@ -485,8 +504,9 @@ class OzxWriter:
         for pos in reversed(offsets) if shift > 0 else offsets:
             n = min(COPY_BLOCK, length - pos)
             _pwrite_all(self._fd, os.pread(self._fd, n, old + pos), new + pos)
-        for e in self._data.values():
-            e.offset += shift
+        offsets = self._offset
+        for row in range(len(offsets)):
+            offsets[row] += shift
         self._end += shift
         self._data_start = new
 
