@@ -80,10 +80,19 @@ def measure(srv: RangeServer, url: str, opener, expected: np.ndarray, tile: int)
     first = arr[0, :tile, :tile]
     t_tile = time.perf_counter() - t1
     assert np.array_equal(first, expected[0, :tile, :tile]), "wrong pixels"
+    n_tile = srv.stats.requests
+    t2 = time.perf_counter()
+    z, m = expected.shape[0] // 2, expected.shape[1] // 2
+    sel = (z, slice(m, m + tile), slice(m, m + tile))  # the middle of the file: no cache helps
+    last = arr[sel]
+    t_last = time.perf_counter() - t2
+    assert np.array_equal(last, expected[sel]), "wrong pixels"
     return {
         "open_s": t_open, "open_req": n_open, "open_mb": b_open / 1e6,
-        "tile_s": t_tile, "tile_req": srv.stats.requests - n_open,
-        "total_s": t_open + t_tile, "total_mb": srv.stats.bytes_sent / 1e6,
+        "tile_s": t_tile, "tile_req": n_tile - n_open,
+        "total_s": t_open + t_tile,
+        "last_s": t_last, "last_req": srv.stats.requests - n_tile,
+        "total_mb": srv.stats.bytes_sent / 1e6,
     }
 
 
@@ -91,6 +100,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="a quick run on small archives")
     ap.add_argument("--latency", type=float, default=0.020, help="seconds added per request")
+    ap.add_argument("--mbps", type=float, default=0.0,
+                    help="simulated link speed in Mbit/s per response (default: unlimited)")
     args = ap.parse_args(argv)
     shape = (4, 2048, 2048) if args.small else (16, 2048, 2048)
     data = np.random.default_rng(0).integers(0, 4096, shape).astype("uint16")
@@ -108,11 +119,14 @@ def main(argv=None) -> None:
                     opener(urls["sharded"])[0, :8, :8]
                 except Exception:
                     pass
-            srv.set(latency=args.latency)
-            print(f"array {shape} uint16, latency {args.latency * 1000:.0f} ms per request, "
-                  f"first tile = one 256x256 inner chunk (sharded) / 64x64 chunk (unsharded)")
+            srv.set(latency=args.latency, bandwidth=args.mbps * 1e6 / 8)
+            link = f"{args.mbps:g} Mbit/s per response" if args.mbps else "unlimited bandwidth"
+            print(f"array {shape} uint16, latency {args.latency * 1000:.0f} ms per request, {link}, "
+                  "first tile = one 256x256 inner chunk (sharded) / 64x64 chunk (unsharded); "
+                  "mid tile = the same in the middle of the middle plane; MB all = bytes served")
             head = (f"{'archive':<10} {'entries':>7} {'reader':<32} {'open s':>7} {'req':>4} "
-                    f"{'MB':>6} {'tile s':>7} {'req':>4} {'total s':>8} {'MB':>7}")
+                    f"{'MB':>6} {'tile s':>7} {'req':>4} {'open+tile s':>11} "
+                    f"{'mid tile s':>11} {'req':>4} {'MB all':>7}")
             print(head)
             print("-" * len(head))
             for kind, url in urls.items():
@@ -127,7 +141,8 @@ def main(argv=None) -> None:
                         continue
                     print(f"{kind:<10} {n_entries:>7} {name:<32} {r['open_s']:>7.2f} "
                           f"{r['open_req']:>4} {r['open_mb']:>6.2f} {r['tile_s']:>7.3f} "
-                          f"{r['tile_req']:>4} {r['total_s']:>8.2f} {r['total_mb']:>7.2f}")
+                          f"{r['tile_req']:>4} {r['total_s']:>11.3f} {r['last_s']:>11.3f} "
+                          f"{r['last_req']:>4} {r['total_mb']:>7.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

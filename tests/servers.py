@@ -28,6 +28,7 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 @dataclass
 class Behaviour:
     latency: float = 0.0  #: seconds added before every answer
+    bandwidth: float = 0.0  #: bytes per second of a simulated link (0: unlimited)
     ignore_range: bool = False  #: answer 200 with the whole object
     status: int | None = None  #: answer every request with this status
     fail_first: int = 0  #: this many requests answered 503 first
@@ -62,6 +63,9 @@ class RangeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body are separate writes: without this, Nagle + delayed ACK add
+            # 40 ms to every small response
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass
@@ -125,6 +129,8 @@ class RangeServer:
                 if b.short and status == 206 and stop - start > 1:
                     stop = start + (stop - start) // 2
                 body = data[start:stop]
+                if b.bandwidth and not head:
+                    time.sleep(len(body) / b.bandwidth)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("ETag", etag)
