@@ -37,6 +37,8 @@ import threading
 import time
 import zlib
 from array import array
+
+import numpy as np
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,6 +56,11 @@ _CENTRAL_ZIP64 = R.EXTRA_HEADER.size + 24  # central: sizes and header offset
 _MAX_PAD = R.U16_MAX - _LOCAL_ZIP64  # largest padding field one local header can carry
 COPY_BLOCK = 4 << 20
 _SMALL = 64 * 1024  # entries up to this size go out in one write with their header
+_CD_BATCH = 32768  # central-directory headers built per batch
+_ZIP64_CENTRAL_DTYPE = np.dtype(
+    [("id", "<u2"), ("length", "<u2"), ("uncompressed_size", "<u8"),
+     ("compressed_size", "<u8"), ("offset", "<u8")]
+)
 
 
 def rfc9_sort_key(name: str) -> tuple:
@@ -410,6 +417,44 @@ class OzxWriter:
             uncompressed_size=R.U32_MAX, extra=extra, mtime=self._mtime, mdate=self._mdate,
         )
 
+    def _central_headers(self, keys: list[bytes], offsets: np.ndarray, sizes: np.ndarray,
+                         crcs: np.ndarray) -> bytes:
+        """The central-directory headers of many data entries at once (numpy, no object per
+        entry); byte for byte what :meth:`_central_header` gives for each."""
+        n = len(keys)
+        lens = np.fromiter(map(len, keys), dtype=np.int64, count=n)
+        rec = R.CENTRAL.size + lens + _CENTRAL_ZIP64
+        starts = np.cumsum(rec) - rec
+        out = np.empty(int(rec.sum()), dtype=np.uint8)
+        hdr = np.zeros(n, dtype=R.CENTRAL_DTYPE)
+        hdr["signature"] = int.from_bytes(R.SIG_CENTRAL, "little")
+        hdr["version_made_by"] = (3 << 8) | R.VERSION_ZIP64
+        hdr["version_needed"] = R.VERSION_ZIP64
+        hdr["flags"] = R.FLAG_UTF8
+        hdr["method"] = R.METHOD_STORED
+        hdr["mtime"] = self._mtime
+        hdr["mdate"] = self._mdate
+        hdr["crc32"] = crcs
+        hdr["compressed_size"] = R.U32_MAX
+        hdr["uncompressed_size"] = R.U32_MAX
+        hdr["name_length"] = lens
+        hdr["extra_length"] = _CENTRAL_ZIP64
+        hdr["external_attr"] = 0o100644 << 16
+        hdr["local_header_offset"] = R.U32_MAX
+        out[starts[:, None] + np.arange(R.CENTRAL.size)] = hdr.view(np.uint8).reshape(n, -1)
+        blob = np.frombuffer(b"".join(keys), dtype=np.uint8)
+        name_starts = np.cumsum(lens) - lens
+        out[np.repeat(starts + R.CENTRAL.size - name_starts, lens) + np.arange(len(blob))] = blob
+        z64 = np.zeros(n, dtype=_ZIP64_CENTRAL_DTYPE)
+        z64["id"] = R.ZIP64_EXTRA_ID
+        z64["length"] = _CENTRAL_ZIP64 - R.EXTRA_HEADER.size
+        z64["uncompressed_size"] = sizes
+        z64["compressed_size"] = sizes
+        z64["offset"] = offsets
+        where = starts + R.CENTRAL.size + lens
+        out[where[:, None] + np.arange(_CENTRAL_ZIP64)] = z64.view(np.uint8).reshape(n, -1)
+        return out.tobytes()
+
     def _central_header(self, e: _Entry) -> bytes:
         return R.pack_central_header(
             e.name, method=R.METHOD_STORED, crc32=e.crc, compressed_size=R.U32_MAX,
@@ -445,18 +490,18 @@ class OzxWriter:
             pos = cd_offset
             batch: list[bytes] = [self._central_header(e) for e in meta_entries]
             batch_len = sum(map(len, batch))
-            offset, size, crc = self._offset, self._size, self._crc
-            for name in sorted(self._rows):  # data entries by name, after the metadata
-                row = self._rows[name]
-                h = self._central_header(
-                    _Entry(name.encode("utf-8"), offset[row], size[row], crc[row])
-                )
-                batch.append(h)
-                batch_len += len(h)
-                if batch_len >= COPY_BLOCK:
-                    pos += _pwrite_all(self._fd, b"".join(batch), pos)
-                    batch, batch_len = [], 0
             pos += _pwrite_all(self._fd, b"".join(batch), pos)
+            offset = np.frombuffer(self._offset, dtype=np.int64)
+            size = np.frombuffer(self._size, dtype=np.int64)
+            crc = np.frombuffer(self._crc, dtype=np.int64)
+            names = sorted(self._rows)  # data entries by name, after the metadata
+            for lo in range(0, len(names), _CD_BATCH):
+                part = names[lo : lo + _CD_BATCH]
+                rows = np.fromiter((self._rows[nm] for nm in part), dtype=np.int64,
+                                   count=len(part))
+                pos += _pwrite_all(self._fd, self._central_headers(
+                    [nm.encode("utf-8") for nm in part], offset[rows], size[rows], crc[rows]
+                ), pos)
             n_entries = len(meta_entries) + len(self._rows)
             tail = R.pack_end_records(entries=n_entries, cd_offset=cd_offset,
                                       cd_size=pos - cd_offset, comment=rfc9_comment(version),
