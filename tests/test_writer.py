@@ -378,3 +378,25 @@ def test_write_store_reads_back_lists_and_deletes(tmp_path):
         assert zf.namelist() == ["zarr.json", "a/zarr.json", "a/c/0"]
         assert zf.read("a/c/0") == big
         assert zf.testzip() is None
+
+
+def test_batched_central_directory_matches_the_record_packer(tmp_path):
+    """The numpy-built central directory is byte for byte the records module's headers,
+    including non-ASCII names and sizes/offsets beyond 32 bits."""
+    from napari_ozx.zip.writer import _Entry
+
+    rng = np.random.default_rng(1)
+    keys = [f"a/c/{i}/é{i * 7}".encode() for i in range(500)]
+    offs = rng.integers(0, 2**40, 500)
+    sizes = rng.integers(0, 2**35, 500)
+    crcs = rng.integers(0, 2**32, 500)
+    w = OzxWriter(tmp_path / "x.ozx")
+    try:
+        batched = w._central_headers(keys, offs, sizes, crcs)
+        single = b"".join(
+            w._central_header(_Entry(k, int(o), int(s), int(c)))
+            for k, o, s, c in zip(keys, offs, sizes, crcs)
+        )
+    finally:
+        w.abort()
+    assert batched == single
