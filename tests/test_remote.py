@@ -337,3 +337,14 @@ def test_cli_info_reads_a_url(srv, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert any(n.get("path") == "0" and n.get("shape") == list(SHAPE) for n in doc["nodes"]), doc
     assert srv.stats.requests <= 2
+
+
+def test_s3_without_any_credentials_falls_back_to_anonymous(s3, pixels, monkeypatch, tmp_path):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    g = napari_ozx.open_ozx("s3://lab/public/ours.ozx", storage_options={"endpoint_url": s3})
+    np.testing.assert_array_equal(g["0"][1, :64, :64], pixels[1, :64, :64])
+    assert g.store.archive.source._anon_fallback  # the chain found nothing: unsigned requests
