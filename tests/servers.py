@@ -30,6 +30,7 @@ class Behaviour:
     latency: float = 0.0  #: seconds added before every answer
     bandwidth: float = 0.0  #: bytes per second of a simulated link (0: unlimited)
     ignore_range: bool = False  #: answer 200 with the whole object
+    no_suffix: bool = False  #: ignore suffix ranges (``bytes=-n``) only
     status: int | None = None  #: answer every request with this status
     fail_first: int = 0  #: this many requests answered 503 first
     truncate: bool = False  #: close the connection after half the body
@@ -112,6 +113,8 @@ class RangeServer:
                 size = len(data)
                 rng = self.headers.get("Range")
                 m = _RANGE.match(rng or "") if not b.ignore_range else None
+                if m is not None and b.no_suffix and not m.group(1):
+                    m = None
                 if m is None or (not m.group(1) and not m.group(2)):
                     status, start, stop = 200, 0, size
                 elif not m.group(1):

@@ -106,6 +106,12 @@ class HttpSource(RemoteSource):
                                 TruncatedResponseError,
                             )
                         return Reply(data, 0, clen, *_identity(r.headers))
+                    if suffix and clen is not None:
+                        # Perhaps only suffix ranges are unsupported: the size is known now, so
+                        # ask for the same bytes by offset (this response is dropped unread).
+                        r.close()
+                        return await self._get(max(0, clen - length), min(length, clen),
+                                               suffix=False)
                     size = f" of {clen:,} bytes" if clen is not None else ""
                     raise RangeNotSupportedError(
                         f"the server ignores HTTP Range requests (it answered 200 with the whole "
