@@ -357,3 +357,19 @@ def test_s3_without_any_credentials_falls_back_to_anonymous(s3, pixels, monkeypa
     g = napari_ozx.open_ozx("s3://lab/public/ours.ozx", storage_options={"endpoint_url": s3})
     np.testing.assert_array_equal(g["0"][1, :64, :64], pixels[1, :64, :64])
     assert g.store.archive.source._anon_fallback  # the chain found nothing: unsigned requests
+
+
+def test_neighbouring_inner_chunks_share_requests(srv, pixels):
+    """zarr reads the inner chunks of a partly needed shard one after another; small reads go
+    through aligned blocks, so neighbours cost one request, not one each."""
+    arr = napari_ozx.open_ozx(srv.url("/ours.ozx"))["0"]
+    arr[0, :8, :8]  # directory decoded, layout learnt
+    srv.stats.reset()
+    region = arr[9, 10:120, 5:125]  # 4 inner chunks (64 x 64) of one shard (128 x 128)
+    np.testing.assert_array_equal(region, pixels[9, 10:120, 5:125])
+    assert srv.stats.requests <= 2, srv.stats.ranges  # index + one block holding the chunks
+    without = napari_ozx.open_ozx(srv.url("/ours.ozx"), storage_options={"cache_bytes": 0})["0"]
+    without[0, :8, :8]
+    srv.stats.reset()
+    np.testing.assert_array_equal(without[9, 10:120, 5:125], pixels[9, 10:120, 5:125])
+    assert srv.stats.requests == 5  # index + 4 chunks: what the block cache saves

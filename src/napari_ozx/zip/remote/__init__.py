@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 #: keywords of every remote source (the rest of ``storage_options`` goes to the client)
-SOURCE_OPTIONS = ("tail_size", "max_concurrency", "retries", "backoff", "coalesce_gap", "timeout")
+SOURCE_OPTIONS = ("tail_size", "max_concurrency", "retries", "backoff", "coalesce_gap", "timeout",
+                  "block_size", "cache_bytes")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")
 #: room for the local extra field after an entry's name when prefetching (its largest size):
 #: covers padded metadata headers and, in a packed archive, the first data header after them
@@ -116,5 +117,7 @@ def open_remote_archive(
     except BaseException:
         source.close()
         raise
+    # Small reads below the central directory (entry data) may use the block cache.
+    source.data_end = archive.end.cd_offset
     prefetch_metadata(archive)
     return archive

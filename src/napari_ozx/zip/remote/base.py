@@ -14,6 +14,7 @@ import contextlib
 import os
 import random
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,6 +29,11 @@ MIN_TAIL = R.MAX_TAIL + 1024
 #: ranges closer than this are fetched as one request
 DEFAULT_COALESCE_GAP = 256 * 1024
 DEFAULT_MAX_CONCURRENCY = 16
+#: small data reads are served from aligned blocks of this size, kept in an LRU cache: zarr reads
+#: the inner chunks of a partially needed shard one after the other, and neighbouring chunks
+#: then share a request
+DEFAULT_BLOCK_SIZE = 256 * 1024
+DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
 #: piece size of a long read announced with ``will_read`` (fetched concurrently)
 READ_AHEAD_BLOCK = 4 * 1024 * 1024
 DEFAULT_RETRIES = 4
@@ -86,6 +92,8 @@ class RemoteSource(ByteSource):
         backoff: float = DEFAULT_BACKOFF,
         coalesce_gap: int = DEFAULT_COALESCE_GAP,
         timeout: float | None = 60.0,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         _identity: tuple | None = None,
     ):
         self.url = url
@@ -97,6 +105,11 @@ class RemoteSource(ByteSource):
         self.backoff = float(backoff)
         self.coalesce_gap = int(coalesce_gap)
         self.timeout = timeout
+        self.block_size = max(4096, int(block_size))
+        self.cache_bytes = max(0, int(cache_bytes))
+        #: reads that end at or below this offset may go through the block cache (set to the
+        #: start of the central directory once the archive is open; 0: no block reads)
+        self.data_end = 0
         self._setup_process_state()
         #: counts of what this source asked the network for
         self.requests = 0
@@ -116,6 +129,8 @@ class RemoteSource(ByteSource):
         self._pin_lock = threading.Lock()
         self._semaphore: asyncio.Semaphore | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._blocks_bytes = 0
 
     # ------------------------------------------------------------------ to implement
 
@@ -262,7 +277,36 @@ class RemoteSource(ByteSource):
         hit = self._pinned(offset, length)
         if hit is not None:
             return hit
+        if self.cache_bytes and length < self.block_size and offset + length <= self.data_end:
+            return self._read_blocks(offset, length)
         return self._run(self._fetch(offset, length)).data
+
+    def _read_blocks(self, offset: int, length: int) -> bytes:
+        size = self.block_size
+        first, last = offset // size, (offset + length - 1) // size
+        with self._pin_lock:
+            have = {b: self._blocks.get(b) for b in range(first, last + 1)}
+            for b, data in have.items():
+                if data is not None:
+                    self._blocks.move_to_end(b)
+        missing = [b for b, data in have.items() if data is None]
+        if missing:
+            lo = missing[0] * size
+            hi = min((missing[-1] + 1) * size, self.data_end)
+            data = self._run(self._fetch(lo, hi - lo)).data
+            with self._pin_lock:
+                for b in range(missing[0], missing[-1] + 1):
+                    block = data[(b - missing[0]) * size : (b - missing[0] + 1) * size]
+                    have[b] = block
+                    if b not in self._blocks:
+                        self._blocks[b] = block
+                        self._blocks_bytes += len(block)
+                while self._blocks_bytes > self.cache_bytes and self._blocks:
+                    _, old = self._blocks.popitem(last=False)
+                    self._blocks_bytes -= len(old)
+        joined = b"".join(have[b] for b in range(first, last + 1))
+        start = offset - first * size
+        return joined[start : start + length]
 
     def read_many(self, ranges: list[tuple[int, int]], *, coalesce_gap: int | None = None
                   ) -> list[bytes]:
@@ -319,6 +363,7 @@ class RemoteSource(ByteSource):
             "bytes": self.bytes_fetched,
             "retries": self.retried,
             "pinned_bytes": self.pinned_bytes,
+            "cached_bytes": self._blocks_bytes,
         }
 
     # ------------------------------------------------------------------ lifetime
@@ -344,13 +389,17 @@ class RemoteSource(ByteSource):
                 backoff=self.backoff,
                 coalesce_gap=self.coalesce_gap,
                 timeout=self.timeout,
+                block_size=self.block_size,
+                cache_bytes=self.cache_bytes,
                 **self._options(),
             ),
             "identity": (self.size, self.etag, self.last_modified),
+            "data_end": self.data_end,
         }
 
     def __setstate__(self, state):
         self.__init__(state["url"], _identity=state["identity"], **state["options"])
+        self.data_end = state.get("data_end", 0)
 
     def __eq__(self, other):
         return type(other) is type(self) and other.url == self.url
