@@ -18,6 +18,7 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from .zip import ByteSource, ZipArchive, is_metadata_name
+from .zip.remote import is_url
 
 __all__ = ["OzxStore", "open_ozx"]
 
@@ -55,7 +56,7 @@ class OzxStore(Store):
             raise ValueError("OzxStore is read-only; write archives with napari_ozx.write_ozx")
         super().__init__(read_only=True)
         if not isinstance(archive, ZipArchive):
-            if _is_url(archive):
+            if is_url(archive):
                 from .zip.remote import open_remote_archive
 
                 archive = open_remote_archive(
@@ -206,11 +207,6 @@ class OzxStore(Store):
             if child and child not in seen:
                 seen.add(child)
                 yield child
-
-
-def _is_url(path: Any) -> bool:
-    scheme = path.split("://", 1)[0] if isinstance(path, str) and "://" in path else ""
-    return len(scheme) > 1 and scheme.replace("+", "").replace("-", "").isalnum()
 
 
 def open_ozx(
