@@ -12,6 +12,7 @@ from .errors import (
 from .store import OzxStore, open_ozx
 from .write import write_ozx
 from .write_store import OzxWriteStore
+from .zip.remote import RemoteError
 from .zip.writer import OzxWriter
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "OzxWarning",
     "OzxWriteStore",
     "OzxWriter",
+    "RemoteError",
     "UnsafeNameError",
     "UnsupportedFeatureError",
     "open_ozx",
