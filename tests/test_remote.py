@@ -373,3 +373,18 @@ def test_neighbouring_inner_chunks_share_requests(srv, pixels):
     srv.stats.reset()
     np.testing.assert_array_equal(without[9, 10:120, 5:125], pixels[9, 10:120, 5:125])
     assert srv.stats.requests == 5  # index + 4 chunks: what the block cache saves
+
+
+def test_s3_object_replaced_while_open(s3, archives, pixels):
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3)
+    client.put_object(Bucket="lab", Key="tmp/changing.ozx", Body=archives["ours"].read_bytes())
+    arr = napari_ozx.open_ozx(
+        "s3://lab/tmp/changing.ozx", storage_options={"endpoint_url": s3, **FAST_RETRY}
+    )["0"]
+    np.testing.assert_array_equal(arr[0, :64, :64], pixels[0, :64, :64])
+    client.put_object(Bucket="lab", Key="tmp/changing.ozx", Body=archives["stdlib"].read_bytes())
+    with pytest.raises(ArchiveChangedError, match="changed while it was open") as e:
+        arr[12, 300:400, 300:400]
+    assert "s3://lab/tmp/changing.ozx" in str(e.value)
