@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -57,6 +58,9 @@ _MAX_PAD = R.U16_MAX - _LOCAL_ZIP64  # largest padding field one local header ca
 COPY_BLOCK = 4 << 20
 _SMALL = 64 * 1024  # entries up to this size go out in one write with their header
 _CD_BATCH = 32768  # central-directory headers built per batch
+#: Start the disk writing the archive every this many bytes, so the disk works while data is
+#: still being copied and the final fsync has little left to do.
+WRITEBACK_EVERY = 32 << 20
 _ZIP64_CENTRAL_DTYPE = np.dtype(
     [("id", "<u2"), ("length", "<u2"), ("uncompressed_size", "<u8"),
      ("compressed_size", "<u8"), ("offset", "<u8")]
@@ -90,6 +94,25 @@ def ome_version_of(root_metadata: bytes | None) -> str | None:
     except (ValueError, KeyError, TypeError):
         return None
     return version if isinstance(version, str) else None
+
+
+def _load_sync_file_range():
+    """Linux ``sync_file_range(2)`` through ctypes, or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        f = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    f.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    f.restype = ctypes.c_int
+    return f
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
 
 
 def _padding_field(length: int, align: int) -> bytes:
@@ -175,6 +198,7 @@ class OzxWriter:
         self._data_start: int | None = None  # where the data region begins (None: not yet)
         self._laid_out: dict[str, bytes] | None = None  # metadata as written at offset 0
         self._end = 0  # end of the data region
+        self._unflushed = 0  # bytes written since the disk was last asked to start writing
         self._closed = False
         directory = os.path.dirname(os.path.abspath(self.path))
         base = os.path.basename(self.path)
@@ -272,6 +296,7 @@ class OzxWriter:
             self._release(name, row, None)
             raise
         self._release(name, row, crc)
+        self._written(len(view))
 
     def write_stream(self, name: str, blocks: Iterable[bytes], size: int) -> None:
         """Append a data entry of ``size`` bytes given as blocks (CRC computed as they pass).
@@ -296,6 +321,7 @@ class OzxWriter:
                 _pwrite_all(self._fd, block, pos)
                 pos += len(block)
                 got += len(block)
+                self._written(len(block))
             if got != size:
                 raise OzxError(f"{got} bytes instead of the announced {size} (did the source "
                                "change while it was read?)", archive=self.path, entry=name)
@@ -358,6 +384,14 @@ class OzxWriter:
             # A rewrite replaces the earlier entry in the central directory.
             self._rows[name] = row
         return row, header_pos, padding
+
+    def _written(self, n: int) -> None:
+        """Count bytes written; every :data:`WRITEBACK_EVERY` start the disk writing them
+        (non-blocking; unsynchronised counting is fine, it only paces a hint)."""
+        self._unflushed += n
+        if self._unflushed >= WRITEBACK_EVERY and _sync_file_range is not None:
+            self._unflushed = 0
+            _sync_file_range(self._fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
     def _release(self, name: str, row: int, crc: int | None) -> None:
         """The entry of ``row`` is written (``crc``) or failed (None)."""
