@@ -142,3 +142,11 @@ def test_sample_data_contribution(pm, tmp_path, monkeypatch):
     assert [kw["name"] if t == "labels" else kw["name"] for _, kw, t in layers] == [
         ["nuclei", "membrane"], "masks"]
     assert (tmp_path / next(tmp_path.iterdir()).name / "cells.ozx").exists()
+
+
+def test_sample_archive_is_a_clean_rfc9_archive(sample_ozx):
+    """The sample is packed by our writer: the validator finds nothing to say about it."""
+    exe = Path(sys.executable).with_name("napari-ozx")
+    out = subprocess.run([str(exe), "validate", str(sample_ozx)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 errors, 0 warnings" in out.stdout

@@ -1,15 +1,13 @@
 """Sample data: a small ``.ozx`` made on the spot (synthetic cells, two channels, labels).
 
 Made by our own code, offline: pixels from a seeded generator, OME-Zarr 0.5 metadata written
-with zarr, packed in RFC-9 order (metadata first, STORED, jsonFirst comment).
+with zarr, packed by :func:`napari_ozx.pack.pack` (RFC-9 order, STORED, ZIP64, jsonFirst).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -105,36 +103,14 @@ def write_sample_directory(root: str | os.PathLike, n_levels: int = 2) -> Path:
     return root
 
 
-def _rfc9_key(name: str) -> tuple:
-    base = name.rsplit("/", 1)[-1]
-    if base == "zarr.json":
-        return (0, name.count("/"), name)
-    return (1, 0, name)
-
-
-def pack_directory(src: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Zip a Zarr directory in RFC-9 order: metadata first (breadth-first), STORED, ZIP64,
-    jsonFirst comment."""
-    src, out = Path(src), Path(out)
-    names = sorted((p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file()),
-                   key=_rfc9_key)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name in names:
-            info = zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as f:
-                f.write((src / name).read_bytes())
-        zf.comment = json.dumps(
-            {"ome": {"version": "0.5", "zipFile": {"centralDirectory": {"jsonFirst": True}}}},
-            separators=(",", ":"),
-        ).encode()
-    return out
-
-
 def write_sample(path: str | os.PathLike) -> Path:
     """Write the sample archive to ``path`` (an ``.ozx``) and return the path."""
+    from .pack import pack
+
     with tempfile.TemporaryDirectory(prefix="napari-ozx-sample-") as d:
         src = write_sample_directory(Path(d) / "cells.zarr")
-        return pack_directory(src, path)
+        pack(src, path, overwrite=True)
+    return Path(path)
 
 
 def sample_path() -> Path:
