@@ -162,3 +162,19 @@ def test_unknown_unit_becomes_pixel_with_warning():
     with pytest.warns(OzxWarning, match="parsec-ish"):
         (_, kw, _), = read_layers(g)
     assert kw["units"] == ("pixel", "micrometer")
+
+
+def test_float_without_window_small_enough_left_to_napari():
+    g = image_group(shapes=((1, 32, 32),), dtype="float32")
+    (_, kw, _), = read_layers(g)
+    assert "contrast_limits" not in kw  # napari computes them from 1024 values
+
+
+def test_float_without_window_too_big_to_scan_gets_fixed_limits(monkeypatch):
+    import napari_ozx.ome.image as image
+
+    monkeypatch.setattr(image, "MAX_SCANNED", 100)
+    g = image_group(shapes=((2, 32, 32),), dtype="float32")
+    with pytest.warns(OzxWarning, match=r"contrast limits set to \[0, 1\]"):
+        (_, kw, _), = read_layers(g)
+    assert kw["contrast_limits"] == [[0.0, 1.0], [0.0, 1.0]]

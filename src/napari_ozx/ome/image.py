@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .axes import Axes, parse_axes
-from .channels import channel_settings, dtype_limits
+from .channels import channel_settings
 from .errors import OmeMetadataError
 from .labels import label_layers
 from .layer import (
@@ -18,8 +18,13 @@ from .layer import (
     metadata_entry,
     multiscale_of,
     pyramid,
+    warn,
 )
 from .transforms import compose
+
+# Without contrast limits napari reads the smallest level whole to compute them; above this
+# many values it does not get the chance.
+MAX_SCANNED = 1 << 24
 
 
 def image_geometry(group, ms: dict, arrays: list) -> tuple[Axes, np.ndarray, np.ndarray]:
@@ -71,10 +76,12 @@ def image_kwargs(
         kwargs["metadata"] = meta
         kwargs.update({k: v[0] for k, v in settings.items()})
         kwargs.setdefault("name", name)
-        if kwargs.get("contrast_limits") is None:
-            limits = dtype_limits(arrays[0].dtype)
-            if limits is not None:
-                kwargs["contrast_limits"] = limits
+    if "contrast_limits" not in kwargs and arrays[-1].size > MAX_SCANNED:
+        # No window and a float type: napari would compute limits from the smallest level,
+        # reading all of it.  Too big for that: a fixed range, and say so.
+        warn(f"{metadata_entry(group)}: no omero window for {arrays[0].dtype} data and its "
+             f"smallest level has {arrays[-1].size:,} values; contrast limits set to [0, 1]")
+        kwargs["contrast_limits"] = [[0.0, 1.0]] * n_channels if c is not None else [0.0, 1.0]
     return kwargs, axes, scale, translate
 
 
