@@ -208,10 +208,10 @@ class ExportWidget(QWidget):
         self.status.setText(f"Exporting to {path}")
         self.export_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        worker = create_worker(run, _start_thread=False)
-        worker.returned.connect(self._on_done)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        # errors are ours to report (a notification), not re-raised in the event loop
+        worker = create_worker(run, _start_thread=False, _connect={
+            "returned": self._on_done, "errored": self._on_error,
+            "finished": self._on_finished})
         self.worker = worker
         worker.start()
         return worker
