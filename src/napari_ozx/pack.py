@@ -23,7 +23,7 @@ from .zip.writer import OzxWriter, rfc9_sort_key
 
 __all__ = ["pack", "unpack", "check_ome_zarr_dir"]
 
-_BLOCK = 4 << 20
+_BLOCK = 256 << 10  # cache-sized blocks: read, CRC, write while hot
 
 
 def check_ome_zarr_dir(src: str) -> dict:

@@ -38,7 +38,7 @@ MANY_CHUNKS = 1024
 #: Findings of one kind listed one by one; the rest are counted in a summary finding.
 MAX_LISTED = 10
 _NESTED_SUFFIXES = (".zip", ".ozx", ".zipx", ".7z", ".jar")
-_CRC_BLOCK = 8 << 20
+_CRC_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
