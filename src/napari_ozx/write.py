@@ -546,11 +546,33 @@ def _stream(tasks: list, on_result: Callable, cancel: threading.Event | None) ->
                 fut.cancel()
             raise
         return
-    for i in range(0, len(tasks), window):
-        if cancel is not None and cancel.is_set():
-            raise WriteCancelled("cancelled")
-        for result in dask.compute(*tasks[i : i + window]):
-            on_result(result)
+    # Local schedulers: a sliding window of single-shard computes (each on the active
+    # scheduler), so a slow shard never leaves the other cores idle.
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    scheduler = dask.base.get_scheduler()
+    pending = iter(tasks)
+
+    def compute(task):
+        with dask.config.set(scheduler=scheduler):
+            return dask.compute(task)[0]
+
+    with ThreadPoolExecutor(window, thread_name_prefix="ozx-shard") as pool:
+        running = {pool.submit(compute, t) for _, t in zip(range(window), pending)}
+        try:
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    if cancel is not None and cancel.is_set():
+                        raise WriteCancelled("cancelled")
+                    on_result(fut.result())
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        running.add(pool.submit(compute, nxt))
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
 
 
 class _Job:

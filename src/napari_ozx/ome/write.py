@@ -136,6 +136,11 @@ def multiscales_metadata(
     return [ms]
 
 
+# napari's single-colour colormaps (black to that colour), known without importing napari
+_NAMED_TOPS = {"gray": "FFFFFF", "grey": "FFFFFF", "red": "FF0000", "green": "00FF00",
+               "blue": "0000FF", "magenta": "FF00FF", "cyan": "00FFFF", "yellow": "FFFF00"}
+
+
 def colormap_hex(colormap: Any) -> str:
     """``RRGGBB`` of the colour a napari colormap reaches at its top (white for grey)."""
     colors = None
@@ -143,6 +148,8 @@ def colormap_hex(colormap: Any) -> str:
         colors = colormap.get("colors")
     elif hasattr(colormap, "colors"):
         colors = colormap.colors
+    elif isinstance(colormap, str) and colormap.lower() in _NAMED_TOPS:
+        return _NAMED_TOPS[colormap.lower()]
     elif isinstance(colormap, str):
         try:
             from napari.utils.colormaps import ensure_colormap
