@@ -132,6 +132,9 @@ class RangeServer:
                 if b.short and status == 206 and stop - start > 1:
                     stop = start + (stop - start) // 2
                 body = data[start:stop]
+                if not head:  # recorded before answering: a client may hang up at the headers
+                    with server._lock:
+                        server.stats.ranges.append((start, stop) if status == 206 else None)
                 if b.bandwidth and not head:
                     time.sleep(len(body) / b.bandwidth)
                 self.send_response(status)
@@ -144,8 +147,6 @@ class RangeServer:
                 self.end_headers()
                 if head:
                     return
-                with server._lock:
-                    server.stats.ranges.append((start, stop) if status == 206 else None)
                 try:
                     if b.truncate:
                         half = body[: len(body) // 2]

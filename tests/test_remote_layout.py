@@ -29,16 +29,39 @@ def _index(entries):
         name_length=np.full(len(entries), NAME, dtype=np.int32),
         flags=np.array(flags, dtype=np.uint16),
         data_offset=np.zeros(len(entries), dtype=np.int64),
+        is_metadata=np.zeros(len(entries), dtype=bool),
     )
     return index, real, pos
 
 
-def test_packed_archive_is_inferred_after_one_real_header():
+def test_packed_archive_is_inferred_after_two_agreeing_headers():
     index, real, cd = _index([(20, 100 + i, 0, 0) for i in range(6)])
     g = DataOffsetGuesser(index, cd, index_is_whole_directory=True)
     assert g.guess(3) is None  # nothing learnt yet: no guessing
     g.learn(0, real[0])
+    assert g.guess(3) is None  # one header could be the odd one out
+    g.learn(1, real[1])
     assert [g.guess(i) for i in range(6)] == real
+
+
+def test_stray_bytes_that_mimic_an_extra_field_are_not_guessed():
+    """A: a 20-byte local extra; B: no extra but 20 stray bytes after its data.  From the
+    directory both look alike; one header is not enough evidence, and B's own header then
+    contradicts the inference, which switches it off."""
+    index, real, cd = _index([(20, 100, 0, 0), (0, 100, 20, 0), (0, 100, 0, 0)])
+    g = DataOffsetGuesser(index, cd, index_is_whole_directory=True)
+    g.learn(0, real[0])
+    assert g.guess(1) is None
+    g.learn(1, real[1])  # the header read instead
+    assert not g.enabled and g.guess(2) is None
+
+
+def test_mixed_extra_lengths_are_not_guessed():
+    index, real, cd = _index([(0, 50, 0, 0), (20, 60, 0, 0), (0, 70, 0, 0)])
+    g = DataOffsetGuesser(index, cd, index_is_whole_directory=True)
+    g.learn(0, real[0])
+    g.learn(1, real[1])
+    assert g.enabled and g.guess(2) is None  # which of 0 and 20 would the next one use?
 
 
 def test_gaps_data_descriptors_and_skipped_entries_are_not_guessed():
@@ -46,11 +69,13 @@ def test_gaps_data_descriptors_and_skipped_entries_are_not_guessed():
                               (0, 80, 0, 0)])
     g = DataOffsetGuesser(index, cd, index_is_whole_directory=True)
     g.learn(0, real[0])
+    g.learn(3, real[3])
     assert g.guess(1) is None  # 7 junk bytes after its data: implied extra 7, never seen
     assert g.guess(2) is None  # data descriptor follows its data
     assert g.guess(3) == real[3]
     skipped = DataOffsetGuesser(index, cd, index_is_whole_directory=False)
     skipped.learn(0, real[0])
+    skipped.learn(3, real[3])
     assert skipped.guess(3) is None  # a dropped directory entry could hide a local header
 
 
@@ -72,12 +97,13 @@ def test_aligned_payloads_with_padding_extra():
         entries.append((20 + pad, size, 0, 0))
         pos = base + pad + size
     index, real, cd = _index(entries)
+    index.is_metadata[0] = True
     assert all(r % 4096 == 0 for r in real[1:])
     g = DataOffsetGuesser(index, cd, index_is_whole_directory=True)
     g.learn(0, real[0])  # the metadata entry and the first data entry after it (prefetched)
     g.learn(1, real[1])
     assert g.alignment == 4096
-    assert [g.guess(i) for i in range(6)] == real
+    assert [g.guess(i) for i in range(1, 6)] == real[1:]  # the data entries
     # a gap that breaks the alignment is not guessed
     index.compressed_size[3] -= 8
     assert g.guess(3) is None
@@ -90,8 +116,8 @@ def test_peek_learns_from_bytes_already_at_hand():
         blob[h:h + R.LOCAL.size] = R.LOCAL.pack(R.SIG_LOCAL, 20, 0, 0, 0, 0, 0, 40, 40, NAME, 0)
 
     def peek(offset, length):
-        return bytes(blob[offset:offset + length]) if offset < 60 else None  # only row 0
+        return bytes(blob[offset:offset + length]) if offset < 150 else None  # rows 0 and 1
 
     g = DataOffsetGuesser(index, cd, index_is_whole_directory=True, peek=peek)
-    assert index.data_offset[0] == real[0] + 1
+    assert index.data_offset[0] == real[0] + 1 and index.data_offset[1] == real[1] + 1
     assert g.guess(2) == real[2]

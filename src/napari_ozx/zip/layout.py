@@ -7,21 +7,23 @@ descriptors) the data of an entry ends where the next local header begins (or th
 directory, for the last entry), so ``data start = next header offset - compressed size``, and
 the local extra length it implies is ``data start - header offset - 30 - name length``.
 
-That inference is used only when it is provably consistent with this archive:
+From the directory alone "a 20-byte local extra field" and "no extra field, but 20 stray bytes
+after the data" cannot be told apart, so the inference is used only where real local headers of
+this archive (``learn``: the metadata entries and the first data entry, prefetched at open;
+every header read later) show a layout that leaves no room for stray bytes:
 
-- the index holds every entry of the directory (no directory entries or unsafe names dropped:
-  a dropped entry would hide a local header between two entries);
-- the entry has no data descriptor (flag bit 3: its data is followed by 12-24 more bytes);
-- the implied local extra length is one that real local headers of this archive have shown
-  (``learn``: every local header actually read is compared with the inference; a single
-  disagreement switches inference off for the archive), so an archive with gaps or junk
-  between entries produces implied lengths never seen and falls back to reading headers;
-- or, for archives whose payloads are aligned with padding in the local extra field (our writer,
-  Android's zipalign), the inferred start lies on the alignment that real padded local headers
-  of this archive have shown, within one alignment step of a known extra length.
+- the index holds every entry of the directory (a dropped directory entry or unsafe name would
+  hide a local header between two entries), and the entry has no data descriptor;
+- uniform: at least two headers read, all with the same local extra length, and the implied one
+  equal to it; or
+- aligned (our writer, zipalign-style padding in the local extra field): the data entries read
+  so far all start on a multiple of ``A`` >= 512 and the inferred start does too, with less than
+  one step of padding beyond the largest extra length seen.
 
-A whole-entry read is also CRC-checked, and the shard index of a Zarr shard carries its own
-CRC-32C, so bytes from a wrong offset would not pass silently even then.
+Any header that contradicts the inference switches it off for the archive.  What remains is an
+archive built to look uniform (or aligned) while hiding stray bytes of exactly the right length;
+whole-entry reads are CRC-checked (a mismatch re-reads the header and retries), and a Zarr shard
+index carries its own CRC-32C.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class DataOffsetGuesser:
 
     #: local headers looked for with ``peek`` (in header-offset order) when the guesser starts
     PEEK_ROWS = 256
+    MIN_ALIGNMENT = 512
 
     def __init__(self, index, cd_offset: int, *, index_is_whole_directory: bool, peek=None):
         self._index = index
@@ -50,8 +53,10 @@ class DataOffsetGuesser:
         order = np.argsort(index.header_offset, kind="stable")
         self._sorted = index.header_offset[order]
         self.enabled = bool(index_is_whole_directory) and len(self._sorted) > 0
-        self.allowed_extra: set[int] = set()
-        self.alignment = 0  #: payload alignment shown by padded local headers (0: none seen)
+        self.extras: set[int] = set()  #: local extra lengths of the headers read
+        self.samples = 0
+        self.alignment = 0  #: largest power of two dividing every data start read (0: none)
+        self.max_data_extra = -1
         self._lock = threading.Lock()
         for row in np.flatnonzero(index.data_offset > 0)[: self.PEEK_ROWS]:
             self.learn(int(row), int(index.data_offset[row]) - 1)
@@ -82,6 +87,10 @@ class DataOffsetGuesser:
             return None
         return start, extra
 
+    def _is_data(self, row: int) -> bool:
+        is_meta = getattr(self._index, "is_metadata", None)
+        return is_meta is None or not bool(is_meta[row])
+
     def learn(self, row: int, data_offset: int) -> None:
         """A local header was read: its real data offset checks the inference."""
         if not self.enabled:
@@ -92,30 +101,27 @@ class DataOffsetGuesser:
         start, extra = inferred
         with self._lock:
             if start != data_offset:
-                self.enabled = False
+                self.enabled = False  # stray bytes or a descriptor: this archive is not packed
                 return
-            self.allowed_extra.add(extra)
-            base = min(self.allowed_extra)
-            if extra > base and start > 0:
-                # A padded header (e.g. zipalign-style alignment padding in the extra field):
-                # the alignment it shows is the largest power of two dividing every such start.
+            self.extras.add(extra)
+            self.samples += 1
+            if self._is_data(row) and start > 0:
                 align = min(start & -start, 1 << 16)
                 self.alignment = align if not self.alignment else min(self.alignment, align)
+                self.max_data_extra = max(self.max_data_extra, extra)
 
     def guess(self, row: int) -> int | None:
-        if not self.enabled or not self.allowed_extra:
+        if not self.enabled:
             return None
         inferred = self._infer(row)
         if inferred is None:
             return None
         start, extra = inferred
-        if extra in self.allowed_extra:
+        if self.samples >= 2 and len(self.extras) == 1 and extra in self.extras:
             return start
-        # Padded to an alignment this archive has shown: the start must sit on it, and the
-        # padding be less than one alignment step beyond a known extra length.
         align = self.alignment
-        base = min(self.allowed_extra)
-        if align >= 512 and start % align == 0 and base <= extra < base + align + 64:
+        if (align >= self.MIN_ALIGNMENT and start % align == 0
+                and extra < self.max_data_extra + align + 64):
             return start
         return None
 

@@ -35,6 +35,13 @@ class HttpSource(RemoteSource):
 
     def __init__(self, url: str, *, headers: dict | None = None,
                  client_kwargs: dict | None = None, **kwargs):
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError as e:  # pragma: no cover - the remote extra is missing
+            raise RemoteError(
+                "reading http(s):// archives needs aiohttp: pip install 'napari-ozx[remote]'",
+                archive=url,
+            ) from e
         self.headers = dict(headers or {})
         self.client_kwargs = dict(client_kwargs or {})
         self._sessions: dict = {}
