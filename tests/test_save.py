@@ -467,3 +467,61 @@ def test_2gb_lazy_image_saves_in_bounded_memory(tmp_path):
     assert g["0"][z, y, x] == (z * 7 + y * 3 + x) & 0x0FFF
     assert g["0"].nbytes == 2 << 30 and os.path.getsize(out) < g["0"].nbytes
     assert len(g.attrs["ome"]["multiscales"][0]["datasets"]) >= 4
+
+
+@pytest.mark.gui
+def test_save_layers_shows_progress(make_napari_viewer, tmp_path, monkeypatch):
+    """File > Save Layers (``viewer.layers.save``) drives a napari progress bar to the total."""
+    import napari.utils
+
+    bars = []
+
+    class Recording(napari.utils.progress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seen = []
+            bars.append(self)
+
+        def update(self, n=1):
+            super().update(n)
+            self.seen.append((self.n, self.total))
+
+    monkeypatch.setattr(napari.utils, "progress", Recording)
+    viewer = make_napari_viewer()
+    viewer.add_image(_pixels(8, shape=(600, 500)), name="img")
+    path = tmp_path / "progress.ozx"
+    assert viewer.layers.save(str(path), plugin="napari-ozx") == [str(path)]
+    (bar,) = bars
+    assert "progress.ozx" in bar.desc
+    assert bar.seen and bar.seen[-1][0] == bar.seen[-1][1] > 1
+    assert [n for n, _ in bar.seen] == sorted(n for n, _ in bar.seen)
+
+
+def test_axes_from_meaningful_labels_else_inferred(tmp_path):
+    from napari.layers import Image
+
+    # napari's placeholder labels ('-4'...'-1') mean nothing: t, z, y, x; c goes after t
+    a = Image(_pixels(1, shape=(2, 3, 40, 50)), name="a")
+    b = Image(_pixels(2, shape=(2, 3, 40, 50)), name="b")
+    write_ozx(tmp_path / "t.ozx", [a, b], pyramid_levels=1)
+    axes = open_ozx(tmp_path / "t.ozx").attrs["ome"]["multiscales"][0]["axes"]
+    assert [(x["name"], x.get("type")) for x in axes] == [
+        ("t", "time"), ("c", "channel"), ("z", "space"), ("y", "space"), ("x", "space")]
+    # meaningful labels are kept
+    c = Image(_pixels(3, shape=(40, 50)), name="c", axis_labels=("row", "col"),
+              units=("nanometer", "nanometer"))
+    write_ozx(tmp_path / "named.ozx", c, pyramid_levels=1)
+    axes = open_ozx(tmp_path / "named.ozx").attrs["ome"]["multiscales"][0]["axes"]
+    assert axes == [{"name": "row", "type": "space", "unit": "nanometer"},
+                    {"name": "col", "type": "space", "unit": "nanometer"}]
+
+
+def test_rgb_layer_becomes_three_channels(tmp_path):
+    from napari.layers import Image
+
+    rgb = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype="uint8")
+    write_ozx(tmp_path / "rgb.ozx", Image(rgb, name="photo", rgb=True))
+    g = open_ozx(tmp_path / "rgb.ozx")
+    np.testing.assert_array_equal(np.moveaxis(g["0"][:], 0, -1), rgb)
+    chans = g.attrs["ome"]["omero"]["channels"]
+    assert [c["color"] for c in chans] == ["FF0000", "00FF00", "0000FF"]

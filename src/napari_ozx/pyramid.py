@@ -133,11 +133,16 @@ def _mode(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     k = windows.shape[1]
     if k == 1:
         return windows[:, 0].reshape(outer)
-    counts = np.zeros(windows.shape, dtype=np.uint8)
-    for j in range(k):
-        counts += windows == windows[:, j : j + 1]
-    pick = counts.argmax(axis=1)
-    return windows[np.arange(len(windows)), pick].reshape(outer)
+    out = windows[:, 0].copy()
+    # Most windows of a label image hold one value: count votes only where they differ.
+    mixed = np.flatnonzero((windows != windows[:, :1]).any(axis=1))
+    if len(mixed):
+        sub = windows[mixed]
+        counts = np.zeros(sub.shape, dtype=np.uint8)
+        for j in range(k):
+            counts += sub == sub[:, j : j + 1]
+        out[mixed] = sub[np.arange(len(sub)), counts.argmax(axis=1)]
+    return out.reshape(outer)
 
 
 def downsample_block(block: np.ndarray, factors: Sequence[int], method: str) -> np.ndarray:
