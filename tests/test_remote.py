@@ -388,3 +388,16 @@ def test_s3_object_replaced_while_open(s3, archives, pixels):
     with pytest.raises(ArchiveChangedError, match="changed while it was open") as e:
         arr[12, 300:400, 300:400]
     assert "s3://lab/tmp/changing.ozx" in str(e.value)
+
+
+def test_unreachable_host_is_a_remote_error():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    url = f"http://127.0.0.1:{port}/a.ozx"
+    with pytest.raises(OzxError, match="gave up after 2 attempts") as e:
+        napari_ozx.open_ozx(url, storage_options={"retries": 1, "backoff": 0.001})
+    assert url in str(e.value)

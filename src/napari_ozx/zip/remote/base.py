@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .. import records as R
 from ..source import ByteSource
+from ...errors import OzxError
 from .errors import ArchiveChangedError, RemoteError, TruncatedResponseError
 
 #: bytes fetched by the first request, from the end of the object: end records, comment and as
@@ -160,8 +161,10 @@ class RemoteSource(ByteSource):
         self._check_process()
         try:
             return fsspec.asyn.sync(_loop(), lambda: coro, timeout=None)
-        except RemoteError as e:
+        except OzxError as e:
             raise e.with_archive(self.url) from None
+        except (OSError, ValueError) as e:  # e.g. a bad URL, TLS trouble, DNS failure
+            raise RemoteError(f"{type(e).__name__}: {e}", archive=self.url) from e
 
     @property
     def executor(self) -> ThreadPoolExecutor:
