@@ -253,7 +253,7 @@ def test_ome_zarr_py_reads_the_unpacked_archive(saved, tmp_path):
     image = nodes[0]
     np.testing.assert_array_equal(np.asarray(image.data[0])[0], np.asarray(layers[0].data))
     np.testing.assert_array_equal(np.asarray(image.data[0])[1], np.asarray(layers[1].data))
-    labels = [n for n in nodes if n.metadata.get("name") == "cells" or "cells" in str(n.zarr)]
+    labels = [n for n in nodes if str(n.zarr).split(" ")[0].endswith("labels/cells")]
     assert labels, [str(n.zarr) for n in nodes]
     np.testing.assert_array_equal(np.asarray(labels[0].data[0]), np.asarray(layers[2].data))
 
@@ -408,6 +408,18 @@ def test_distributed_local_cluster_writes_the_same_archive(tmp_path):
         np.testing.assert_array_equal(a[p][:], b[p][:])
     np.testing.assert_array_equal(b["0"][:], img)
     assert cli(["validate", "--strict", "--no-progress", str(out)]) == 0
+
+
+def test_pyramid_from_source_equals_pyramid_from_written_levels(tmp_path):
+    img = _pixels(6, shape=(8, 200, 300))
+    lab = _labels((8, 200, 300))
+    a, b = tmp_path / "written.ozx", tmp_path / "source.ozx"
+    write_ozx(a, img, labels={"l": lab}, axes="zyx", chunks=(8, 32, 32))
+    write_ozx(b, img, labels={"l": lab}, axes="zyx", chunks=(8, 32, 32), pyramid_from="source")
+    ga, gb = open_ozx(a), open_ozx(b)
+    assert sorted(ga.array_keys()) == sorted(gb.array_keys()) == ["0", "1", "2", "3", "4"]
+    for p in ("1", "2", "4", "labels/l/1", "labels/l/4"):
+        np.testing.assert_array_equal(ga[p][:], gb[p][:])
 
 
 def test_sync_scheduler_gives_the_same_bytes(tmp_path):

@@ -136,8 +136,10 @@ class ExportWidget(QWidget):
                    if self.layer_list.item(i).checkState() == Qt.CheckState.Checked}
         known = {self.layer_list.item(i).text() for i in range(self.layer_list.count())}
         self.layer_list.clear()
+        from napari.layers import Image, Labels
+
         for layer in self.viewer.layers:
-            if layer._type_string not in ("image", "labels"):
+            if not isinstance(layer, (Image, Labels)):
                 continue
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)

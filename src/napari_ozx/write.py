@@ -345,6 +345,7 @@ def plan_layers(
     pyramid_levels: int | None = None,
     image_method: str = "mean",
     labels_method: str = "mode",
+    default_name: str | None = None,
 ) -> Plan:
     """Group the layers into one image (channels on ``c``) and its label images."""
     if image_method not in P.METHODS:
@@ -394,7 +395,7 @@ def plan_layers(
                  "contrast_limits": x.meta.get("contrast_limits"),
                  "visible": x.meta.get("visible", True)} for x in expanded]
     title = name or (ref.name if not multichannel else os.path.commonprefix(
-        [x.name for x in expanded]).strip(" _-[") or ref.name)
+        [x.name for x in expanded]).strip(" _-[") or default_name or ref.name)
     image = ArrayPlan(
         path="", name=str(title), kind="image", axes=axes, levels=levels, factors=factors,
         steps=steps, given=given, scale=tuple(scale), translate=tuple(translate),
@@ -801,7 +802,8 @@ def write_layers(
         shards=tuple(shards) if shards is not None else None,
         codec=codec, level=level, index_crc32c=index_crc32c, shard_bytes=shard_bytes)
     plan = plan_layers(items, storage=storage, name=name, pyramid_levels=pyramid_levels,
-                       image_method=image_method, labels_method=labels_method)
+                       image_method=image_method, labels_method=labels_method,
+                       default_name=os.path.splitext(os.path.basename(os.fspath(path)))[0])
     job = _Job(path, plan, storage, progress=progress, cancel=cancel, pyramid_from=pyramid_from)
     return job.run()
 
