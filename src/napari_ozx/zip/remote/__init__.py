@@ -4,8 +4,21 @@ Request budget of :func:`open_remote_archive`: one ranged request for the tail (
 comment and as much of the central directory as ``tail_size`` covers); one for the rest of the
 RFC-9 ``jsonFirst`` prefix when the tail did not hold it; one (coalesced) for the metadata
 entries themselves; afterwards only the byte ranges zarr asks for, with entry data offsets
-inferred from the central directory where that is provably safe (see
-:mod:`napari_ozx.zip.layout`).
+inferred from the central directory where the archive's own local headers show it is safe (see
+:mod:`napari_ozx.zip.layout`): one inner chunk of a sharded array costs the shard index and the
+chunk, two requests.  Small data reads go through 256 KiB aligned blocks (LRU cache), so the
+inner chunks zarr reads one after another from a shard share requests; a large central
+directory is fetched in concurrent 4 MiB pieces.
+
+``storage_options``: ``tail_size``, ``max_concurrency``, ``retries``, ``backoff``,
+``coalesce_gap``, ``timeout``, ``block_size``, ``cache_bytes`` for every source; then
+``headers``/``client_kwargs`` (HTTP), s3fs options such as ``anon``, ``key``/``secret``,
+``endpoint_url``, ``profile`` (S3), or the protocol's fsspec options.
+
+Client choice (measured, see the remote engineer's report): fsspec's event loop with aiohttp for
+HTTP and s3fs/aiobotocore for S3 - what napari users already have; obstore was as fast per
+request within ~10% on a 20 ms link and faster on large concurrent transfers, but is a 16 MB
+native dependency.
 """
 
 from __future__ import annotations
