@@ -15,10 +15,11 @@ directory is fetched in concurrent 4 MiB pieces.
 ``headers``/``client_kwargs`` (HTTP), s3fs options such as ``anon``, ``key``/``secret``,
 ``endpoint_url``, ``profile`` (S3), or the protocol's fsspec options.
 
-Client choice (measured, see the remote engineer's report): fsspec's event loop with aiohttp for
-HTTP and s3fs/aiobotocore for S3 - what napari users already have; obstore was as fast per
-request within ~10% on a 20 ms link and faster on large concurrent transfers, but is a 16 MB
-native dependency.
+Client choice, measured against the local test server with 20 ms latency: obstore 0.12 took
+22 ms per sequential 64 KiB read (aiohttp here: 24 ms), 0.16 s for 100 such reads 16 in flight
+(0.22 s) and 0.13 s for 8 x 4 MiB (0.24 s, the in-process Python server competing for the GIL).
+Requests, not the client, dominate; so fsspec's loop with aiohttp (HTTP) and s3fs/aiobotocore
+(S3) - what napari users already have - rather than a 16 MB native dependency.
 """
 
 from __future__ import annotations
