@@ -155,10 +155,7 @@ def _sync_list(store):
     return asyncio.run(go())
 
 
-@pytest.mark.parametrize(
-    "kind", ["stdlib-stored-jsonfirst", "stdlib-deflated", "stdlib-sharded-index-start",
-             "infozip-v2", "stdlib-v2", "raw-zip64-always"]
-)
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_zarr_open_group_open_array_and_dask(archive_of_kind, kind):
     path, _src, expected, _warns = archive_of_kind(kind)
     with warnings.catch_warnings():
