@@ -81,10 +81,18 @@ def test_duplicate_metadata_in_json_first_prefix(tmp_path):
     entries = [("zarr.json", b'{"broken": true}'), ("zarr.json", A.many_root_meta())]
     entries += list(A.many_entries(6))[1:]
     path = A.write_raw_zip(tmp_path / "dupmeta.ozx", entries)
-    with pytest.warns(OzxWarning, match="zarr.json"):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
         g = open_ozx(path)
+        assert g.attrs["ome"]["version"] == "0.5"  # the last zarr.json, from the prefix
+        assert not g.store.archive.is_fully_indexed
+        np.testing.assert_array_equal(g["a"][2], A.many_row(2))  # now the whole directory
+        assert g.store.archive.is_fully_indexed
         assert g.attrs["ome"]["version"] == "0.5"
-        np.testing.assert_array_equal(g["a"][2], A.many_row(2))
+    dup = [w for w in rec if issubclass(w.category, OzxWarning) and "more than once" in
+           str(w.message)]
+    assert len(dup) == 1, [str(w.message) for w in rec]
+    assert "zarr.json" in str(dup[0].message)
 
 
 # --------------------------------------------------------------------------------------------
