@@ -401,3 +401,27 @@ def test_unreachable_host_is_a_remote_error():
     with pytest.raises(OzxError, match="gave up after 2 attempts") as e:
         napari_ozx.open_ozx(url, storage_options={"retries": 1, "backoff": 0.001})
     assert url in str(e.value)
+
+
+def _child_read(store, q):
+    try:
+        arr = zarr.open_array(store=store, path="0", mode="r")
+        q.put(np.asarray(arr[11, 192:256, 64:128]))
+    except BaseException as e:  # report, do not hang the parent
+        q.put(repr(e))
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_store_reads_in_a_child_process(srv, pixels, method):
+    import multiprocessing as mp
+
+    g = napari_ozx.open_ozx(srv.url("/ours.ozx"))
+    np.testing.assert_array_equal(g["0"][0, :64, :64], pixels[0, :64, :64])  # parent used it
+    ctx = mp.get_context(method)
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_read, args=(g.store, q))
+    p.start()
+    got = q.get(timeout=60)
+    p.join(timeout=30)
+    assert not isinstance(got, str), got
+    np.testing.assert_array_equal(got, pixels[11, 192:256, 64:128])
