@@ -425,3 +425,9 @@ def test_store_reads_in_a_child_process(srv, pixels, method):
     p.join(timeout=30)
     assert not isinstance(got, str), got
     np.testing.assert_array_equal(got, pixels[11, 192:256, 64:128])
+
+
+def test_unknown_protocol_is_a_clear_error():
+    with pytest.raises(OzxError, match="fsspec") as e:
+        napari_ozx.open_ozx("nosuchproto://bucket/a.ozx")
+    assert "nosuchproto://bucket/a.ozx" in str(e.value)

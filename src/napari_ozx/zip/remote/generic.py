@@ -23,7 +23,10 @@ class FsspecSource(RemoteSource):
         if self._fs is None:
             import fsspec.core
 
-            self._fs, self._path = fsspec.core.url_to_fs(self.url, **self.fs_options)
+            try:
+                self._fs, self._path = fsspec.core.url_to_fs(self.url, **self.fs_options)
+            except (ImportError, ValueError) as e:  # unknown protocol, its package missing
+                raise RemoteError(f"cannot open this URL with fsspec: {e}") from e
         return self._fs, self._path
 
     async def _call(self, name: str, *args, **kwargs):
