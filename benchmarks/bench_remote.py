@@ -121,7 +121,8 @@ def main(argv=None) -> None:
                     pass
             srv.set(latency=args.latency, bandwidth=args.mbps * 1e6 / 8)
             link = f"{args.mbps:g} Mbit/s per response" if args.mbps else "unlimited bandwidth"
-            print(f"array {shape} uint16, latency {args.latency * 1000:.0f} ms per request, {link}, "
+            print(f"array {shape} uint16, latency {args.latency * 1000:.0f} ms per request, "
+                  f"{link}, "
                   "first tile = one 256x256 inner chunk (sharded) / 64x64 chunk (unsharded); "
                   "mid tile = the same in the middle of the middle plane; MB all = bytes served")
             head = (f"{'archive':<10} {'entries':>7} {'reader':<32} {'open s':>7} {'req':>4} "

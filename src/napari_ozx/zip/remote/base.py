@@ -243,7 +243,9 @@ class RemoteSource(ByteSource):
 
     def _pin(self, offset: int, data: bytes) -> None:
         with self._pin_lock:
-            pins = [p for p in self._pins if not (offset <= p[0] and p[0] + len(p[1]) <= offset + len(data))]
+            end = offset + len(data)
+            # drop blocks the new one covers
+            pins = [p for p in self._pins if not (offset <= p[0] and p[0] + len(p[1]) <= end)]
             bisect.insort(pins, (offset, data), key=lambda p: p[0])
             self._pins = pins
 

@@ -172,5 +172,7 @@ def _status_error(status: int, reason: str | None) -> Exception:
     if status == 412:
         return ArchiveChangedError(f"the object changed while it was open ({what}); reopen it")
     if status == 416:
-        return ArchiveChangedError(f"the server refuses the byte range ({what}); has the object shrunk?")
+        return ArchiveChangedError(
+            f"the server refuses the byte range ({what}); has the object shrunk?"
+        )
     return RemoteError(f"unexpected answer {what}")
