@@ -31,6 +31,7 @@ from typing import Any
 
 import dask
 import dask.array as da
+import dask.threaded
 import numpy as np
 
 from . import pyramid as P
@@ -552,11 +553,17 @@ def _stream(tasks: list, on_result: Callable, cancel: threading.Event | None) ->
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     scheduler = dask.base.get_scheduler()
+    if scheduler is None or scheduler is dask.threaded.get:
+        # Threads (dask's default): the window's threads ARE the pool; each computes its
+        # shard start to finish, so memory is the window times one shard's working set
+        # (nested thread pools would multiply both threads and memory).
+        scheduler = dask.get
+    elif scheduler is dask.get:
+        window = 1
     pending = iter(tasks)
 
     def compute(task):
-        with dask.config.set(scheduler=scheduler):
-            return dask.compute(task)[0]
+        return dask.compute(task, scheduler=scheduler)[0]
 
     with ThreadPoolExecutor(window, thread_name_prefix="ozx-shard") as pool:
         running = {pool.submit(compute, t) for _, t in zip(range(window), pending)}
