@@ -31,118 +31,16 @@ from typing import Any
 
 import dask
 import dask.array as da
-import dask.threaded
 import numpy as np
 
 from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
+from .shards import WriteCancelled, encode_shard, n_shards, read_shard, regions, shard_key, stream
+from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
 __all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
-           "default_chunks", "default_shards"]
-
-#: Target uncompressed size of one shard (the unit of work and of memory).
-SHARD_BYTES = 32 << 20
-CODECS = ("zstd", "blosc-zstd", "blosc-lz4", "gzip", "none")
-
-
-class WriteCancelled(OzxError):
-    """The write was cancelled; the destination was left as it was."""
-
-
-# ----------------------------------------------------------------------------- layout
-
-
-def default_chunks(shape: Sequence[int], types: Sequence[str | None], itemsize: int
-                   ) -> tuple[int, ...]:
-    """Inner chunks: 256x256 in 2D, 64 (128 for 1-byte types) cubed in 3D, 1 along c and t."""
-    space = [i for i, t in enumerate(types) if t == "space"]
-    edge = 256 if len(space) < 3 else (128 if itemsize == 1 else 64)
-    out = []
-    for i, s in enumerate(shape):
-        c = edge if i in space[-3:] else 1
-        out.append(max(1, min(c, int(s))))
-    return tuple(out)
-
-
-def default_shards(shape: Sequence[int], chunks: Sequence[int], types: Sequence[str | None],
-                   itemsize: int, target: int = SHARD_BYTES) -> tuple[int, ...]:
-    """Shards: chunks doubled along the space axes (x first) while a shard stays under
-    ``target`` bytes and within the array."""
-    shard = list(chunks)
-    space = [i for i, t in enumerate(types) if t == "space"][::-1]
-    grew = True
-    while grew:
-        grew = False
-        for i in space:
-            if shard[i] >= shape[i]:
-                continue
-            if math.prod(shard) * 2 * itemsize > target:
-                continue
-            shard[i] *= 2
-            grew = True
-    return tuple(min(s, _round_up(n, c)) for s, n, c in zip(shard, shape, chunks))
-
-
-def _round_up(n: int, k: int) -> int:
-    return max(k, -(-int(n) // k) * k)
-
-
-@dataclass(frozen=True)
-class StorageOptions:
-    """How arrays are stored.  ``chunks``/``shards`` apply to level 0 (clipped for smaller
-    levels); None picks :func:`default_chunks` / :func:`default_shards`."""
-
-    chunks: tuple[int, ...] | None = None
-    shards: tuple[int, ...] | None = None
-    codec: str = "zstd"
-    level: int = 3
-    index_crc32c: bool = True
-    shard_bytes: int = SHARD_BYTES
-
-    def __post_init__(self):
-        if self.codec not in CODECS:
-            raise ValueError(f"codec must be one of {CODECS}, not {self.codec!r}")
-
-    def codecs(self) -> list:
-        from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
-
-        inner: list = [BytesCodec()]
-        if self.codec == "zstd":
-            inner.append(ZstdCodec(level=self.level))
-        elif self.codec.startswith("blosc-"):
-            inner.append(BloscCodec(cname=self.codec.split("-", 1)[1], clevel=self.level,
-                                    shuffle="bitshuffle"))
-        elif self.codec == "gzip":
-            inner.append(GzipCodec(level=self.level))
-        return inner
-
-    def layout(self, shape, types, dtype, level0_shape=None) -> tuple[tuple, tuple]:
-        """(chunks, shards) for an array of ``shape``."""
-        itemsize = np.dtype(dtype).itemsize
-        ndim = len(shape)
-        if self.chunks is not None:
-            # Given for the image's axes; a label image (no c) takes the trailing ones.
-            if len(self.chunks) < ndim:
-                raise ValueError(f"chunks {tuple(self.chunks)} has {len(self.chunks)} values "
-                                 f"for {ndim} axes")
-            chunks = tuple(max(1, min(int(c), int(s)))
-                           for c, s in zip(self.chunks[len(self.chunks) - ndim:], shape))
-        else:
-            chunks = default_chunks(shape, types, itemsize)
-        if self.shards is not None:
-            if len(self.shards) < ndim:
-                raise ValueError(f"shards {tuple(self.shards)} has {len(self.shards)} values "
-                                 f"for {ndim} axes")
-            shards = []
-            for s, c, n in zip(self.shards[len(self.shards) - ndim:], chunks, shape):
-                s = max(c, int(s) // c * c)
-                shards.append(min(s, _round_up(n, c)))
-            shards = tuple(shards)
-        else:
-            shards = default_shards(shape, chunks, types, itemsize, self.shard_bytes)
-        return chunks, shards
-
+           "default_chunks", "default_shards", "CODECS", "SHARD_BYTES"]
 
 # ----------------------------------------------------------------------------- input layers
 
@@ -443,146 +341,6 @@ def _meaningful(meta: Mapping, ndim: int) -> bool:
     return labels is not None and M.infer_axis_names(ndim, labels) == [str(x) for x in labels]
 
 
-# ----------------------------------------------------------------------------- shard tasks
-
-
-def _encode_shard(block: np.ndarray, meta_json: bytes, region: tuple, unique: bool):
-    """Encode one shard with zarr (in memory): ``([(key, bytes)], unique values or None)``."""
-    import zarr
-    from zarr.core.buffer import cpu
-    from zarr.storage import MemoryStore
-
-    d = {"zarr.json": cpu.Buffer.from_bytes(meta_json)}
-    arr = zarr.open_array(MemoryStore(d), mode="r+", zarr_format=3)
-    block = np.asarray(block)
-    arr[tuple(slice(a, b) for a, b in region)] = block
-    out = [(k, v.to_bytes()) for k, v in d.items() if k != "zarr.json"]
-    values = np.unique(block) if unique else None
-    return out, values
-
-
-def _read_shard(meta_json: bytes, key: str, path: str, span, region, block_info=None):
-    """One shard of a level as written, read back from the (temporary) archive file."""
-    import zarr
-    from zarr.core.buffer import cpu
-    from zarr.storage import MemoryStore
-
-    d = {"zarr.json": cpu.Buffer.from_bytes(meta_json)}
-    if span is not None:
-        offset, size = span
-        with open(path, "rb", buffering=0) as f:
-            data = os.pread(f.fileno(), size, offset)
-        d[key] = cpu.Buffer.from_bytes(data)
-    arr = zarr.open_array(MemoryStore(d), mode="r", zarr_format=3)
-    return arr[tuple(slice(a, b) for a, b in region)]
-
-
-def _grid(shape, shards):
-    return [range(0, s, k) for s, k in zip(shape, shards)]
-
-
-def _regions(shape, shards):
-    """Shard regions in C order, as ((start, stop), ...) per axis."""
-    import itertools
-
-    for starts in itertools.product(*_grid(shape, shards)):
-        yield tuple((a, min(a + k, s)) for a, k, s in zip(starts, shards, shape))
-
-
-def _shard_key(region, shards) -> str:
-    return "c/" + "/".join(str(a // k) for (a, _), k in zip(region, shards))
-
-
-def _n_shards(shape, shards) -> int:
-    return math.prod(max(1, math.ceil(s / k)) for s, k in zip(shape, shards))
-
-
-# ----------------------------------------------------------------------------- running
-
-
-def _active_client():
-    """The dask.distributed client when it is dask's active scheduler, else None."""
-    try:
-        from distributed import Client
-    except ImportError:
-        return None
-    sched = dask.base.get_scheduler()
-    owner = getattr(sched, "__self__", None)
-    return owner if isinstance(owner, Client) else None
-
-
-def _window() -> int:
-    client = _active_client()
-    if client is not None:
-        try:
-            n = sum(client.nthreads().values())
-        except Exception:
-            n = 2
-        return max(2, n + 1)
-    n = dask.config.get("num_workers", None) or os.cpu_count() or 2
-    return max(2, int(n))
-
-
-def _stream(tasks: list, on_result: Callable, cancel: threading.Event | None) -> None:
-    """Compute delayed ``tasks`` with at most a window of them in flight, handing each result
-    to ``on_result`` in this thread as it arrives."""
-    window = _window()
-    client = _active_client()
-    if client is not None:
-        from distributed import as_completed
-
-        pending = iter(tasks)
-        first = [client.compute(t) for _, t in zip(range(window), pending)]
-        ac = as_completed(first)
-        try:
-            for fut in ac:
-                if cancel is not None and cancel.is_set():
-                    raise WriteCancelled("cancelled")
-                on_result(fut.result())
-                fut.release()
-                nxt = next(pending, None)
-                if nxt is not None:
-                    ac.add(client.compute(nxt))
-        except BaseException:
-            for fut in list(ac.futures):
-                fut.cancel()
-            raise
-        return
-    # Local schedulers: a sliding window of single-shard computes (each on the active
-    # scheduler), so a slow shard never leaves the other cores idle.
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-    scheduler = dask.base.get_scheduler()
-    if scheduler is None or scheduler is dask.threaded.get:
-        # Threads (dask's default): the window's threads ARE the pool; each computes its
-        # shard start to finish, so memory is the window times one shard's working set
-        # (nested thread pools would multiply both threads and memory).
-        scheduler = dask.get
-    elif scheduler is dask.get:
-        window = 1
-    pending = iter(tasks)
-
-    def compute(task):
-        return dask.compute(task, scheduler=scheduler)[0]
-
-    with ThreadPoolExecutor(window, thread_name_prefix="ozx-shard") as pool:
-        running = {pool.submit(compute, t) for _, t in zip(range(window), pending)}
-        try:
-            while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    if cancel is not None and cancel.is_set():
-                        raise WriteCancelled("cancelled")
-                    on_result(fut.result())
-                    nxt = next(pending, None)
-                    if nxt is not None:
-                        running.add(pool.submit(compute, nxt))
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            raise
-
-
 class _Job:
     def __init__(self, path, plan: Plan, storage: StorageOptions, *, progress, cancel,
                  pyramid_from: str):
@@ -605,7 +363,7 @@ class _Job:
                 shp = self._level_shape(ap, k)
                 chunks, shards = storage.layout(shp, ap.types, ap.levels[0].dtype, shape)
                 self.layouts[(ap.path, k)] = (shp, chunks, shards)
-                self.total += _n_shards(shp, shards)
+                self.total += n_shards(shp, shards)
         self.values: dict[str, np.ndarray] = {}
 
     @staticmethod
@@ -687,9 +445,9 @@ class _Job:
                            archive=self.path, entry=f"{name}/zarr.json")
         level = level.rechunk(shards)
         blocks = level.to_delayed(optimize_graph=True).ravel()
-        regions = list(_regions(shape, shards))
-        encode = dask.delayed(_encode_shard, pure=True)
-        tasks = [encode(b, meta, r, unique) for b, r in zip(blocks, regions)]
+        spots = list(regions(shape, shards))
+        encode = dask.delayed(encode_shard, pure=True)
+        tasks = [encode(b, meta, r, unique) for b, r in zip(blocks, spots)]
 
         def on_result(result):
             entries, values = result
@@ -700,13 +458,13 @@ class _Job:
                 self.values[key] = values if prev is None else np.union1d(prev, values)
             self._tick()
 
-        _stream(tasks, on_result, self.cancel)
+        stream(tasks, on_result, self.cancel)
 
     def _read_back(self, name, meta, shape, shards, dtype) -> da.Array:
         tmp = self.writer.temporary_path
         spans = {}
-        for region in _regions(shape, shards):
-            key = _shard_key(region, shards)
+        for region in regions(shape, shards):
+            key = shard_key(region, shards)
             spans[key] = self.writer.data_span(f"{name}/{key}")
         chunks = tuple(tuple(min(k, s - a) for a in range(0, s, k))
                        for s, k in zip(shape, shards))
@@ -714,8 +472,8 @@ class _Job:
         def block(block_id=None):
             region = tuple((i * k, min((i + 1) * k, s))
                            for i, k, s in zip(block_id, shards, shape))
-            key = _shard_key(region, shards)
-            return _read_shard(meta, key, tmp, spans.get(key), region)
+            key = shard_key(region, shards)
+            return read_shard(meta, key, tmp, spans.get(key), region)
 
         return da.map_blocks(block, chunks=chunks, dtype=dtype,
                              meta=np.empty((0,) * len(shape), dtype=dtype),

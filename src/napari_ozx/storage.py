@@ -1,0 +1,115 @@
+"""How saved arrays are stored: inner chunks, shards, codecs (Zarr v3 sharding).
+
+Defaults follow the issue: ~256x256 inner chunks in 2D, 64 (128 for 1-byte types) cubed in 3D,
+1 along c and t; shards grown from the chunks along the space axes up to ~32 MiB; zstd inside
+the shards and crc32c on the shard index.  Everything can be overridden.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SHARD_BYTES", "CODECS", "StorageOptions", "default_chunks", "default_shards"]
+
+#: Target uncompressed size of one shard (the unit of work and of memory).
+SHARD_BYTES = 32 << 20
+CODECS = ("zstd", "blosc-zstd", "blosc-lz4", "gzip", "none")
+
+# ----------------------------------------------------------------------------- layout
+
+
+def default_chunks(shape: Sequence[int], types: Sequence[str | None], itemsize: int
+                   ) -> tuple[int, ...]:
+    """Inner chunks: 256x256 in 2D, 64 (128 for 1-byte types) cubed in 3D, 1 along c and t."""
+    space = [i for i, t in enumerate(types) if t == "space"]
+    edge = 256 if len(space) < 3 else (128 if itemsize == 1 else 64)
+    out = []
+    for i, s in enumerate(shape):
+        c = edge if i in space[-3:] else 1
+        out.append(max(1, min(c, int(s))))
+    return tuple(out)
+
+
+def default_shards(shape: Sequence[int], chunks: Sequence[int], types: Sequence[str | None],
+                   itemsize: int, target: int = SHARD_BYTES) -> tuple[int, ...]:
+    """Shards: chunks doubled along the space axes (x first) while a shard stays under
+    ``target`` bytes and within the array."""
+    shard = list(chunks)
+    space = [i for i, t in enumerate(types) if t == "space"][::-1]
+    grew = True
+    while grew:
+        grew = False
+        for i in space:
+            if shard[i] >= shape[i]:
+                continue
+            if math.prod(shard) * 2 * itemsize > target:
+                continue
+            shard[i] *= 2
+            grew = True
+    return tuple(min(s, _round_up(n, c)) for s, n, c in zip(shard, shape, chunks))
+
+
+def _round_up(n: int, k: int) -> int:
+    return max(k, -(-int(n) // k) * k)
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How arrays are stored.  ``chunks``/``shards`` apply to level 0 (clipped for smaller
+    levels); None picks :func:`default_chunks` / :func:`default_shards`."""
+
+    chunks: tuple[int, ...] | None = None
+    shards: tuple[int, ...] | None = None
+    codec: str = "zstd"
+    level: int = 3
+    index_crc32c: bool = True
+    shard_bytes: int = SHARD_BYTES
+
+    def __post_init__(self):
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {CODECS}, not {self.codec!r}")
+
+    def codecs(self) -> list:
+        from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
+
+        inner: list = [BytesCodec()]
+        if self.codec == "zstd":
+            inner.append(ZstdCodec(level=self.level))
+        elif self.codec.startswith("blosc-"):
+            inner.append(BloscCodec(cname=self.codec.split("-", 1)[1], clevel=self.level,
+                                    shuffle="bitshuffle"))
+        elif self.codec == "gzip":
+            inner.append(GzipCodec(level=self.level))
+        return inner
+
+    def layout(self, shape, types, dtype, level0_shape=None) -> tuple[tuple, tuple]:
+        """(chunks, shards) for an array of ``shape``."""
+        itemsize = np.dtype(dtype).itemsize
+        ndim = len(shape)
+        if self.chunks is not None:
+            # Given for the image's axes; a label image (no c) takes the trailing ones.
+            if len(self.chunks) < ndim:
+                raise ValueError(f"chunks {tuple(self.chunks)} has {len(self.chunks)} values "
+                                 f"for {ndim} axes")
+            chunks = tuple(max(1, min(int(c), int(s)))
+                           for c, s in zip(self.chunks[len(self.chunks) - ndim:], shape))
+        else:
+            chunks = default_chunks(shape, types, itemsize)
+        if self.shards is not None:
+            if len(self.shards) < ndim:
+                raise ValueError(f"shards {tuple(self.shards)} has {len(self.shards)} values "
+                                 f"for {ndim} axes")
+            shards = []
+            for s, c, n in zip(self.shards[len(self.shards) - ndim:], chunks, shape):
+                s = max(c, int(s) // c * c)
+                shards.append(min(s, _round_up(n, c)))
+            shards = tuple(shards)
+        else:
+            shards = default_shards(shape, chunks, types, itemsize, self.shard_bytes)
+        return chunks, shards
+
+
