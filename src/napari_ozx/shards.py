@@ -40,7 +40,8 @@ def encode_shard(block: np.ndarray, meta_json: bytes, region: tuple, unique: boo
     arr = zarr.open_array(MemoryStore(d), mode="r+", zarr_format=3)
     block = np.asarray(block)
     arr[tuple(slice(a, b) for a, b in region)] = block
-    out = [(k, v.to_bytes()) for k, v in d.items() if k != "zarr.json"]
+    # the encoded shard as a view of zarr's buffer (no copy of a whole shard)
+    out = [(k, v.as_numpy_array()) for k, v in d.items() if k != "zarr.json"]
     values = np.unique(block) if unique else None
     return out, values
 
