@@ -168,8 +168,7 @@ def downsample(array: da.Array, factors: Sequence[int], method: str = "mean") ->
     for axis_chunks, f in zip(array.chunks, factors):
         c = max(axis_chunks)
         chunks.append(max(f, c - c % f))
-    aligned = tuple(tuple(c for c in axis) for axis in array.chunks)
-    if any(any(c % f for c in axis[:-1]) for axis, f in zip(aligned, factors)):
+    if any(any(c % f for c in axis[:-1]) for axis, f in zip(array.chunks, factors)):
         array = array.rechunk(tuple(chunks))
     out_chunks = tuple(
         tuple(math.ceil(c / f) for c in axis) for axis, f in zip(array.chunks, factors)

@@ -86,7 +86,7 @@ class StorageOptions:
             inner.append(GzipCodec(level=self.level))
         return inner
 
-    def layout(self, shape, types, dtype, level0_shape=None) -> tuple[tuple, tuple]:
+    def layout(self, shape, types, dtype) -> tuple[tuple, tuple]:
         """(chunks, shards) for an array of ``shape``."""
         itemsize = np.dtype(dtype).itemsize
         ndim = len(shape)

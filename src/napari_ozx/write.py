@@ -226,8 +226,7 @@ def _units(meta: Mapping, ndim: int) -> list:
     return list(units) + [None] * (ndim - len(units))
 
 
-def _pyramid(levels: list, types, scale, chunks, *, pyramid_levels, method
-             ) -> tuple[list, list, int]:
+def _pyramid(levels: list, types, scale, chunks, *, pyramid_levels) -> tuple[list, list, int]:
     """(levels, steps, given): a multiscale input is kept as it is; a single level gets
     ``steps`` to compute later."""
     if len(levels) > 1:
@@ -288,7 +287,7 @@ def plan_layers(
     types = [a.get("type") for a in axes]
     chunks0, _ = storage.layout(levels[0].shape, types, levels[0].dtype)
     levels, steps, given = _pyramid(levels, types, scale, chunks0,
-                                    pyramid_levels=pyramid_levels, method=image_method)
+                                    pyramid_levels=pyramid_levels)
     factors = _given_factors(levels) if given > 1 else _cumulative(steps, len(names))
     channels = [{"name": x.name, "colormap": x.meta.get("colormap", "gray"),
                  "contrast_limits": x.meta.get("contrast_limits"),
@@ -323,7 +322,7 @@ def plan_layers(
             lsteps, lgiven = image_steps, 1  # same grid as the image: same pyramid
         else:
             lv, lsteps, lgiven = _pyramid(lv, ltypes, lscale, lchunks,
-                                          pyramid_levels=pyramid_levels, method=labels_method)
+                                          pyramid_levels=pyramid_levels)
         lfactors = _given_factors(lv) if lgiven > 1 else _cumulative(lsteps, lnd)
         if not np.issubdtype(lv[0].dtype, np.integer):
             raise OzxError(f"labels layer {lab.name!r} has dtype {lv[0].dtype}; label images "
@@ -352,19 +351,19 @@ class _Job:
         self.progress = progress
         self.cancel = cancel
         self.pyramid_from = pyramid_from
-        self.store = OzxWriteStore(self.path)
-        self.writer = self.store.writer
         self.done = 0
         self.layouts: dict[tuple[str, int], tuple] = {}
         self.total = 0
         for ap in plan.arrays():
-            shape = ap.levels[0].shape
             for k in range(len(ap.levels) + len(ap.steps)):
                 shp = self._level_shape(ap, k)
-                chunks, shards = storage.layout(shp, ap.types, ap.levels[0].dtype, shape)
+                chunks, shards = storage.layout(shp, ap.types, ap.levels[0].dtype)
                 self.layouts[(ap.path, k)] = (shp, chunks, shards)
                 self.total += n_shards(shp, shards)
         self.values: dict[str, np.ndarray] = {}
+        # last: the temporary file beside the destination exists only while run() runs
+        self.store = OzxWriteStore(self.path)
+        self.writer = self.store.writer
 
     @staticmethod
     def _level_shape(ap: ArrayPlan, k: int) -> tuple[int, ...]:
