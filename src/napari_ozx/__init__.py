@@ -9,11 +9,32 @@ from .errors import (
     UnsafeNameError,
     UnsupportedFeatureError,
 )
-from .store import OzxStore, open_ozx
-from .write import write_ozx
-from .write_store import OzxWriteStore
-from .zip.remote import RemoteError
-from .zip.writer import OzxWriter
+# Everything that pulls in zarr, dask or the writer is imported on first use: ``napari-ozx info``
+# and the napari reader's probe must not pay ~0.8 s of imports they do not need.
+_LAZY = {
+    "OzxStore": ".store",
+    "open_ozx": ".store",
+    "write_ozx": ".write",
+    "OzxWriteStore": ".write_store",
+    "RemoteError": ".zip.remote",
+    "OzxWriter": ".zip.writer",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_ozx' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CorruptArchiveError",
