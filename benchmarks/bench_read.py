@@ -19,6 +19,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from _mem import peak_rss_mib  # noqa: E402
+
 
 def _rss_mib() -> float:
     with open("/proc/self/status") as f:
@@ -28,12 +30,6 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def _hwm_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _open_store(impl: str, path: str):
@@ -75,7 +71,7 @@ def worker(args) -> dict:
             row = a[args.row]
             assert int(row[0]) == args.row & 0xFF, row
         dt = time.perf_counter() - t0
-        return {"seconds": dt, "extra_rss_mib": _hwm_mib() - base}
+        return {"seconds": dt, "extra_rss_mib": peak_rss_mib() - base}
     if args.worker == "dask":
         import dask
         import dask.array as da

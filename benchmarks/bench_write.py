@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from _mem import peak_rss_mib  # noqa: E402
+
 CACHE = os.environ.get("OZX_BENCH_DIR", "/tmp/napari-ozx-bench")
 FULL = (256, 2048, 4096)
 SMALL = (64, 1024, 2048)
@@ -37,12 +39,6 @@ LEVEL = 3
 TOOLS = ["napari-ozx", "ngff-zarr", "zarr dir"]
 
 
-def _hwm_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def source(shape):
@@ -141,11 +137,11 @@ def worker(tool: str, shape, out: str) -> None:
 
     dask.config.set(scheduler="threads")
     fn = {"napari-ozx": run_ours, "ngff-zarr": run_ngff, "zarr dir": run_zarr_dir}[tool]
-    base = _hwm_mib()
+    base = peak_rss_mib()
     t = time.perf_counter()
     fn(shape, out)
     seconds = time.perf_counter() - t
-    print(json.dumps({"seconds": seconds, "peak_mib": _hwm_mib(), "base_mib": base,
+    print(json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), "base_mib": base,
                       "bytes": _size(out)}))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import zarr
@@ -25,6 +25,23 @@ __all__ = ["OzxStore", "open_ozx"]
 # Reads smaller than this are served on the event loop; larger ones in a worker thread, so
 # that decoding and reading overlap (as zarr's LocalStore does for every read).
 _INLINE_READ = 64 * 1024
+
+
+def byte_request_bounds(
+    byte_range: ByteRequest, size_of: Callable[[], int | None]
+) -> tuple[int, int | None] | None:
+    """``(start, stop)`` (slice semantics) of a zarr ByteRequest.
+
+    ``size_of`` is called only for a suffix request; its None (no such value) gives None.
+    """
+    if isinstance(byte_range, RangeByteRequest):
+        return byte_range.start, byte_range.end
+    if isinstance(byte_range, OffsetByteRequest):
+        return byte_range.offset, None
+    if isinstance(byte_range, SuffixByteRequest):
+        size = size_of()
+        return None if size is None else (max(0, size - byte_range.suffix), None)
+    raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
 
 
 class OzxStore(Store):
@@ -107,16 +124,8 @@ class OzxStore(Store):
         archive = self.archive
         if byte_range is None:
             return archive.read(key)
-        if isinstance(byte_range, RangeByteRequest):
-            return archive.read(key, byte_range.start, byte_range.end)
-        if isinstance(byte_range, OffsetByteRequest):
-            return archive.read(key, byte_range.offset)
-        if isinstance(byte_range, SuffixByteRequest):
-            size = archive.size(key)
-            if size is None:
-                return None
-            return archive.read(key, max(0, size - byte_range.suffix))
-        raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+        bounds = byte_request_bounds(byte_range, lambda: archive.size(key))
+        return None if bounds is None else archive.read(key, *bounds)
 
     def _expected_size(self, key: str, byte_range: ByteRequest | None) -> int:
         if isinstance(byte_range, RangeByteRequest):

@@ -583,13 +583,8 @@ def _arrays_as_layers(image, *, axes, name, scale, translate, units, channel_nam
     names = list(axes) if axes is not None else None
     c = names.index("c") if names is not None and "c" in names else None
     spatial_names = [n for n in names if n != "c"] if names is not None else None
-    meta = {"name": name or "image", "axis_labels": spatial_names}
-    if scale is not None:
-        meta["scale"] = [float(v) for v in scale]
-    if translate is not None:
-        meta["translate"] = [float(v) for v in translate]
-    if units is not None:
-        meta["units"] = units
+    meta = {"name": name or "image", "axis_labels": spatial_names,
+            **_axis_meta(scale, translate, units)}
     if c is None:
         if channel_names:
             meta["name"] = channel_names[0]
@@ -611,6 +606,18 @@ def _arrays_as_layers(image, *, axes, name, scale, translate, units, channel_nam
         idx = (slice(None),) * c + (i,)
         out.append(LayerIn("image", m["name"], [lvl[idx] for lvl in levels], m))
     return out
+
+
+def _axis_meta(scale, translate, units) -> dict:
+    """Layer metadata for the per-axis options given to :func:`write_ozx` (only those given)."""
+    meta = {}
+    if scale is not None:
+        meta["scale"] = [float(v) for v in scale]
+    if translate is not None:
+        meta["translate"] = [float(v) for v in translate]
+    if units is not None:
+        meta["units"] = units
+    return meta
 
 
 def write_ozx(
@@ -660,13 +667,8 @@ def write_ozx(
             if _is_layer(lab):
                 layers.append(lab)
                 continue
-            meta = {"name": key or f"labels{i if i else ''}", "axis_labels": spatial}
-            if scale is not None:
-                meta["scale"] = [float(v) for v in scale]
-            if translate is not None:
-                meta["translate"] = [float(v) for v in translate]
-            if units is not None:
-                meta["units"] = units
+            meta = {"name": key or f"labels{i if i else ''}", "axis_labels": spatial,
+                    **_axis_meta(scale, translate, units)}
             layers.append(LayerIn("labels", meta["name"], _levels_of(lab, None), meta))
     return write_layers(path, layers, name=name, **options)
 

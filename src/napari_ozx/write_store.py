@@ -15,9 +15,10 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable
 
-from zarr.abc.store import ByteRequest, RangeByteRequest, OffsetByteRequest, Store, SuffixByteRequest
+from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
+from .store import byte_request_bounds
 from .zip.writer import OzxWriter
 
 __all__ = ["OzxWriteStore"]
@@ -125,13 +126,8 @@ class OzxWriteStore(Store):
         data = self.writer.get(key)
         if data is None or byte_range is None:
             return data
-        if isinstance(byte_range, RangeByteRequest):
-            return data[byte_range.start : byte_range.end]
-        if isinstance(byte_range, OffsetByteRequest):
-            return data[byte_range.offset :]
-        if isinstance(byte_range, SuffixByteRequest):
-            return data[max(0, len(data) - byte_range.suffix) :]
-        raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+        start, stop = byte_request_bounds(byte_range, lambda: len(data))
+        return data[start:stop]
 
     async def get(
         self,
