@@ -1,11 +1,13 @@
-"""One dask task per shard, and the loop that feeds their results to the archive writer.
+"""Shard tasks, and the loop that feeds their results to the archive writer.
 
-A task computes a shard's pixels and encodes them with zarr into a throw-away in-memory store
-(:func:`encode_shard`), so it can run anywhere (threads, processes, ``dask.distributed``
-workers); only the encoded bytes travel back.  :func:`stream` keeps a window of tasks in flight
-and hands each result over in the calling thread, which bounds memory by the window whatever
-the image size.  :func:`read_shard` reads a shard back from the archive being written (by path
-and byte span), so the next pyramid level is computed from this one.
+A task (:class:`Work`) computes a shard's pixels, encodes them with zarr into a throw-away
+in-memory store and, when a pyramid level follows, downsamples them into a piece of that level
+(:func:`shard_task`), so it can run anywhere (threads, processes, ``dask.distributed`` workers);
+only the encoded bytes and the piece travel back.  :func:`stream` keeps a window of tasks in
+flight, hands each result over in the calling thread, and runs first the tasks that a result
+makes ready (the next level's shards), which bounds memory by the window whatever the image
+size.  :func:`read_shard` reads a shard back from the archive being written (by path and byte
+span), for pyramids whose shards do not line up with the downsampling windows.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import dask
 import dask.threaded
@@ -22,28 +27,101 @@ import numpy as np
 
 from .errors import OzxError
 
-__all__ = ["WriteCancelled", "encode_shard", "read_shard", "regions", "shard_key", "n_shards",
-           "stream"]
+__all__ = ["WriteCancelled", "Work", "shard_task", "slab_chunks", "split_slabs", "read_shard",
+           "regions", "shard_key", "n_shards", "stream"]
 
 
 class WriteCancelled(OzxError):
     """The write was cancelled; the destination was left as it was."""
 
 
-def encode_shard(block: np.ndarray, meta_json: bytes, region: tuple, unique: bool):
-    """Encode one shard with zarr (in memory): ``([(key, bytes)], unique values or None)``."""
+def shard_task(parts: Iterable, meta_json: bytes, region: tuple, slabs: list, unique: bool,
+               step, method: str):
+    """Encode one shard, given as ``parts`` (the pixels of its ``slabs``, one after another),
+    with zarr into a throw-away in-memory store; with a ``step``, also downsample each slab for
+    the next level.  Returns ``(entries, unique values or None, [(box, piece)])``.
+
+    The slabs are computed one at a time into the shard's buffer, so a shard costs one buffer
+    and one slab's work space, not its source blocks plus their concatenation.
+    """
     import zarr
     from zarr.core.buffer import cpu
     from zarr.storage import MemoryStore
 
+    from .cascade import piece_box
+    from .pyramid import downsample_block
+
+    values, pieces, shard = None, [], None
+    for slab, block in zip(slabs, parts):
+        block = np.asarray(block)
+        if len(slabs) == 1:
+            shard = block
+        else:
+            if shard is None:
+                shard = np.empty(tuple(b - a for a, b in region), dtype=block.dtype)
+            shard[tuple(slice(a - r, b - r) for (a, b), (r, _) in zip(slab, region))] = block
+        if unique:
+            found = np.unique(block)
+            values = found if values is None else np.union1d(values, found)
+        if step is not None:
+            pieces.append((piece_box(slab, step), downsample_block(block, step, method)))
+        del block
     d = {"zarr.json": cpu.Buffer.from_bytes(meta_json)}
     arr = zarr.open_array(MemoryStore(d), mode="r+", zarr_format=3)
-    block = np.asarray(block)
-    arr[tuple(slice(a, b) for a, b in region)] = block
+    arr[tuple(slice(a, b) for a, b in region)] = shard
+    del shard
     # the encoded shard as a view of zarr's buffer (no copy of a whole shard)
-    out = [(k, v.as_numpy_array()) for k, v in d.items() if k != "zarr.json"]
-    values = np.unique(block) if unique else None
-    return out, values
+    entries = [(k, v.as_numpy_array()) for k, v in d.items() if k != "zarr.json"]
+    return entries, values, pieces
+
+
+def slab_chunks(shape, shards, chunks, step=None, source_chunks=None) -> tuple:
+    """Dask chunks that cut each shard into slabs along one axis (the first along which a
+    shard holds several inner chunks): whole layers of inner chunks and of downsampling
+    windows, cut only where a chunk of ``source_chunks`` ends (so no source chunk is computed
+    twice for one shard)."""
+    out = [tuple(min(k, s - a) for a in range(0, s, k)) for s, k in zip(shape, shards)]
+    axis = next((i for i, (k, c, s) in enumerate(zip(shards, chunks, shape))
+                 if min(k, s) > c), None)
+    if axis is None:
+        return tuple(out)
+    unit = math.lcm(int(chunks[axis]), int(step[axis]) if step is not None else 1)
+    ends = None
+    if source_chunks is not None:
+        ends = set(itertools.accumulate(source_chunks[axis]))
+    sizes = []
+    for a in range(0, shape[axis], shards[axis]):
+        b, last = min(a + shards[axis], shape[axis]), a
+        for cut in range(a + unit, b, unit):
+            if ends is None or cut in ends:
+                sizes.append(cut - last)
+                last = cut
+        sizes.append(b - last)
+    out[axis] = tuple(sizes)
+    return tuple(out)
+
+
+def split_slabs(pixels: np.ndarray, region: tuple, chunks, step=None) -> tuple[list, list]:
+    """A shard in memory as the slabs of :func:`slab_chunks`: ``(views, their regions)``."""
+    shape = tuple(b - a for a, b in region)
+    cuts = slab_chunks(shape, shape, chunks, step)
+    views, subs = [], []
+    for index in itertools.product(*(range(len(c)) for c in cuts)):
+        rel = tuple(slice(sum(c[:i]), sum(c[:i + 1])) for c, i in zip(cuts, index))
+        views.append(pixels[rel])
+        subs.append(tuple((r + s.start, r + s.stop) for (r, _), s in zip(region, rel)))
+    return views, subs
+
+
+@dataclass
+class Work:
+    """One task: ``fn(parts, *args)``, where ``parts`` are the values of ``data``, a list of
+    dask collections (computed one after another where the task runs) or arrays in memory."""
+
+    fn: Callable
+    data: list
+    args: tuple
+    tag: Any = None  # for the caller: which shard this is
 
 
 def read_shard(meta_json: bytes, key: str, path: str, span, region, block_info=None):
@@ -106,30 +184,24 @@ def _window() -> int:
     return max(2, int(n))
 
 
-def stream(tasks: list, on_result: Callable, cancel: threading.Event | None) -> None:
-    """Compute delayed ``tasks`` with at most a window of them in flight, handing each result
-    to ``on_result`` in this thread as it arrives."""
+def stream(work: Iterable[Work], on_result: Callable[[Work, Any], Iterable[Work]],
+           cancel: threading.Event | None) -> None:
+    """Run ``work`` with at most a window of tasks in flight, handing each result to
+    ``on_result`` in this thread as it arrives; the tasks it returns run before the rest."""
     window = _window()
+    pending = iter(work)
+    ready: deque[Work] = deque()
+
+    def take() -> Work | None:
+        return ready.popleft() if ready else next(pending, None)
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise WriteCancelled("cancelled")
+
     client = _active_client()
     if client is not None:
-        from distributed import as_completed
-
-        pending = iter(tasks)
-        first = [client.compute(t) for _, t in zip(range(window), pending)]
-        ac = as_completed(first)
-        try:
-            for fut in ac:
-                if cancel is not None and cancel.is_set():
-                    raise WriteCancelled("cancelled")
-                on_result(fut.result())
-                fut.release()
-                nxt = next(pending, None)
-                if nxt is not None:
-                    ac.add(client.compute(nxt))
-        except BaseException:
-            for fut in list(ac.futures):
-                fut.cancel()
-            raise
+        _stream_distributed(client, window, take, ready, on_result, check_cancel)
         return
     # Local schedulers: a sliding window of single-shard computes (each on the active
     # scheduler), so a slow shard never leaves the other cores idle.
@@ -143,26 +215,64 @@ def stream(tasks: list, on_result: Callable, cancel: threading.Event | None) -> 
         scheduler = dask.get
     elif scheduler is dask.get:
         window = 1
-    pending = iter(tasks)
 
-    def compute(task):
-        return dask.compute(task, scheduler=scheduler)[0]
+    def run(w: Work):
+        parts = (dask.compute(d, scheduler=scheduler)[0] if dask.is_dask_collection(d) else d
+                 for d in w.data)
+        return w.fn(parts, *w.args)
 
     with ThreadPoolExecutor(window, thread_name_prefix="ozx-shard") as pool:
-        running = {pool.submit(compute, t) for _, t in zip(range(window), pending)}
+        running: dict = {}
+
+        def fill() -> None:
+            while len(running) < window:
+                w = take()
+                if w is None:
+                    return
+                running[pool.submit(run, w)] = w
+
+        fill()
         try:
             while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    if cancel is not None and cancel.is_set():
-                        raise WriteCancelled("cancelled")
-                    on_result(fut.result())
-                    nxt = next(pending, None)
-                    if nxt is not None:
-                        running.add(pool.submit(compute, nxt))
+                    w = running.pop(fut)
+                    check_cancel()
+                    ready.extend(on_result(w, fut.result()))
+                fill()
         except BaseException:
             for fut in running:
                 fut.cancel()
             raise
 
 
+def _stream_distributed(client, window, take, ready, on_result, check_cancel) -> None:
+    from distributed import as_completed
+
+    def submit(w: Work):
+        data = [client.compute(d) if dask.is_dask_collection(d) else client.scatter(d)
+                for d in w.data]
+        fut = client.submit(w.fn, data, *w.args, pure=False)
+        owners[fut.key] = (w, data)
+        return fut
+
+    owners: dict = {}
+    first = []
+    while len(first) < window and (w := take()) is not None:
+        first.append(submit(w))
+    ac = as_completed(first)
+    try:
+        for fut in ac:
+            check_cancel()
+            w, data = owners.pop(fut.key)
+            result = fut.result()
+            fut.release()
+            for d in data:
+                d.release()
+            ready.extend(on_result(w, result))
+            while ac.count() < window and (w := take()) is not None:
+                ac.add(submit(w))
+    except BaseException:
+        for fut in list(ac.futures):
+            fut.cancel()
+        raise

@@ -3,17 +3,19 @@
 The one code path behind :func:`write_ozx` (scripts), the npe2 writer and the export widget.
 
 Data flow: layers -> :class:`Plan` (grouping, axes, storage layout; :mod:`.ome.write` makes
-the metadata) -> per pyramid level, one dask task per shard that computes the shard's pixels
-and encodes it with zarr (into a throw-away in-memory store) -> the encoded shard goes back to
-the caller's process, which appends it to the archive (:class:`~.zip.writer.OzxWriter`).
+the metadata) -> one task per shard (:mod:`.shards`) that computes the shard's pixels slab by
+slab, encodes them with zarr (into a throw-away in-memory store) and downsamples them for the
+next pyramid level -> the encoded shard goes back to the caller's process, which appends it to
+the archive (:class:`~.zip.writer.OzxWriter`), and the downsampled piece to the shard of the
+next level it belongs to (:mod:`.cascade`), which becomes a task once it is complete.
 
 So the work runs on whatever dask scheduler is active (threads, processes, a
 ``dask.distributed`` cluster) while the archive is written by one process; at most a window of
-shards is in flight, which bounds memory whatever the image size.  Pyramid level ``k+1`` is
-computed from level ``k`` as written (read back from the archive being written, by path, so
-workers on this machine can do it), never from the full-resolution source again; with
-``pyramid_from="source"`` it is chained lazily from the source instead (for clusters whose
-workers cannot see this machine's disk).
+shards is in flight, which bounds memory whatever the image size.  Every source pixel is
+computed once and no level is read back: pyramid level ``k+1`` is made from level ``k``'s
+pixels as they are written.  Only where the shards do not hold whole downsampling windows is
+level ``k`` read back from the archive being written (by path, so workers on this machine can
+do it); with ``pyramid_from="source"`` the levels are chained lazily from the source instead.
 
 Nothing reaches the destination before the archive is complete: a failure, an exception in
 the data, or a cancel leaves the file that was there (if any) as it was.
@@ -21,6 +23,7 @@ the data, or a cancel leaves the file that was there (if any) as it was.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -33,10 +36,12 @@ import dask
 import dask.array as da
 import numpy as np
 
+from . import cascade as C
 from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
-from .shards import WriteCancelled, encode_shard, n_shards, read_shard, regions, shard_key, stream
+from .shards import (WriteCancelled, Work, n_shards, read_shard, regions, shard_key, shard_task,
+                     slab_chunks, split_slabs, stream)
 from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
 __all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
@@ -421,43 +426,90 @@ class _Job:
         return name, meta, shape, shards
 
     def _write_multiscale(self, ap: ArrayPlan) -> None:
-        source = ap.levels[0]
         n_levels = len(ap.levels) + len(ap.steps)
-        previous = None
+        arrays = [self._create_array(ap, k) for k in range(n_levels)]
+        grids = [C.Grid(shape, shards) for _, _, shape, shards in arrays]
+        computed = grids[len(ap.levels) - 1:]
+        if ap.steps and self.pyramid_from == "written" and C.aligned(computed, ap.steps):
+            for k in range(len(ap.levels) - 1):
+                self._write_level(ap, arrays, k, ap.levels[k])
+            self._write_level(ap, arrays, len(ap.levels) - 1, ap.levels[-1], cascade=True)
+            return
+        # Computed levels one after another: from the source (pyramid_from="source"), or
+        # from the level before as written (read back) when shards and windows do not align.
+        source, previous = ap.levels[0], None
         for k in range(n_levels):
-            name, meta, shape, shards = self._create_array(ap, k)
             if k < len(ap.levels):
                 level = ap.levels[k]
             elif self.pyramid_from == "source":
-                level = P.downsample(source, ap.steps[k - len(ap.levels)], ap.method)
-                source = level
+                level = source = P.downsample(source, ap.steps[k - len(ap.levels)], ap.method)
             else:
                 level = P.downsample(previous, ap.steps[k - len(ap.levels)], ap.method)
-            unique = ap.kind == "labels" and k == 0
-            self._write_level(level, name, meta, shape, shards, unique, ap.path)
+            self._write_level(ap, arrays, k, level)
             if k + 1 < n_levels and self.pyramid_from != "source":
-                previous = self._read_back(name, meta, shape, shards, level.dtype)
+                previous = self._read_back(*arrays[k], level.dtype)
 
-    def _write_level(self, level: da.Array, name, meta, shape, shards, unique, key) -> None:
+    def _write_level(self, ap: ArrayPlan, arrays: list, k: int, level: da.Array, *,
+                     cascade: bool = False) -> None:
+        """Write level ``k``; with ``cascade``, every level below it too, each built from the
+        shards of the one above as they are encoded (:mod:`.cascade`)."""
+        name, meta, shape, shards = arrays[k]
         if tuple(level.shape) != tuple(shape):
             raise OzxError(f"level {name} has shape {tuple(level.shape)}, expected {shape}",
                            archive=self.path, entry=f"{name}/zarr.json")
-        level = level.rechunk(shards)
-        blocks = level.to_delayed(optimize_graph=True).ravel()
-        spots = list(regions(shape, shards))
-        encode = dask.delayed(encode_shard, pure=True)
-        tasks = [encode(b, meta, r, unique) for b, r in zip(blocks, spots)]
+        grids = [C.Grid(a[2], a[3]) for a in arrays[k:]] if cascade else [C.Grid(shape, shards)]
+        steps = ap.steps[k - len(ap.levels) + 1:] if cascade else []
+        chunks = [self.layouts[(ap.path, j)][1] for j in range(k, k + len(grids))]
+        spots = grids[0].regions()
+        order = C.visit_order(grids, steps) if steps else range(len(spots))
+        assemblies = [C.Assembly(g, level.dtype) for g in grids[1:]]
+        unique = ap.kind == "labels" and k == 0
+        # Level k's shards, as slabs computed one after another (see shards.slab_chunks)
+        slab_grid = slab_chunks(shape, shards, chunks[0], steps[0] if steps else None,
+                                level.chunks)
+        blocks = level.rechunk(slab_grid).to_delayed(optimize_graph=True)
+        starts = [np.cumsum((0,) + c)[:-1] for c in slab_grid]
 
-        def on_result(result):
-            entries, values = result
-            for k, data in entries:
-                self.writer.write(f"{name}/{k}", data)
+        def slabs_of(region) -> tuple[list, list]:
+            ranges = [range(int(np.searchsorted(st, a)), int(np.searchsorted(st, b)))
+                      for st, (a, b) in zip(starts, region)]
+            index = list(itertools.product(*ranges))
+            subs = [tuple((int(st[i]), int(st[i]) + c[i])
+                          for st, c, i in zip(starts, slab_grid, ix)) for ix in index]
+            return [blocks[ix] for ix in index], subs
+
+        def work(depth: int, data: list, subs: list, region) -> Work:
+            step = steps[depth] if depth < len(steps) else None
+            meta_k = arrays[k + depth][1]
+            return Work(shard_task, data, (meta_k, region, subs, unique and depth == 0, step,
+                                           ap.method), tag=(depth, region))
+
+        def assembled(depth: int, region, pixels: np.ndarray) -> Work:
+            """A complete shard of level k + depth, in slabs (views of its pixels)."""
+            step = steps[depth] if depth < len(steps) else None
+            return work(depth, *split_slabs(pixels, region, chunks[depth], step), region)
+
+        def on_result(w: Work, result) -> list[Work]:
+            depth, region = w.tag
+            entries, values, pieces = result
+            name_k = arrays[k + depth][0]
+            for key, data in entries:
+                self.writer.write(f"{name_k}/{key}", data)
             if values is not None:
-                prev = self.values.get(key)
-                self.values[key] = values if prev is None else np.union1d(prev, values)
+                prev = self.values.get(ap.path)
+                self.values[ap.path] = values if prev is None else np.union1d(prev, values)
             self._tick()
+            done = []
+            for box, piece in pieces:
+                done += assemblies[depth].add(box, piece)
+            return [assembled(depth + 1, r, pixels) for r, pixels in done]
 
-        stream(tasks, on_result, self.cancel)
+        stream((work(0, *slabs_of(spots[i]), region=spots[i]) for i in order), on_result,
+               self.cancel)
+        left = [a.pending for a in assemblies]
+        if any(left):  # every piece was delivered, so this would be a bug, not bad input
+            raise OzxError(f"pyramid of {name} left shards unfinished per level: {left}",
+                           archive=self.path)
 
     def _read_back(self, name, meta, shape, shards, dtype) -> da.Array:
         tmp = self.writer.temporary_path

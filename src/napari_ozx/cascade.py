@@ -1,0 +1,118 @@
+"""A pyramid built while its full-resolution level is written, from the shards in memory.
+
+The task that encodes a shard of level ``k`` also downsamples it (:func:`.pyramid.downsample_block`)
+into a *piece* of level ``k+1``; :class:`Assembly` gathers the pieces into the level-``k+1``
+shards they belong to, and a shard whose pieces are all in becomes a task of its own (encoded,
+and downsampled for level ``k+2``).  So every source pixel is computed once, no level is read
+back or decoded, and the levels below the first cost only their own downsampling and encoding.
+
+This needs each shard of level ``k`` (but the last along an axis) to hold whole windows of the
+step to level ``k+1`` (:func:`aligned`), so that no window straddles two shards; the shard
+shapes chosen by :mod:`.storage` always do.  Level-0 shards are visited in the order of
+:func:`visit_order`, shard of the smallest level first, so the shards of each lower level fill
+one after another and only about one shard per level is ever partly filled.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .shards import regions
+
+__all__ = ["Grid", "Assembly", "aligned", "visit_order", "piece_box"]
+
+Region = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The shard grid of one level."""
+
+    shape: tuple[int, ...]
+    shards: tuple[int, ...]
+
+    def regions(self) -> list[Region]:
+        """Every shard's region, in C order."""
+        return list(regions(self.shape, self.shards))
+
+    def region(self, index: Sequence[int]) -> Region:
+        return tuple((i * k, min((i + 1) * k, s))
+                     for i, k, s in zip(index, self.shards, self.shape))
+
+    def index_at(self, point: Sequence[int]) -> tuple[int, ...]:
+        return tuple(int(p) // k for p, k in zip(point, self.shards))
+
+
+def aligned(grids: Sequence[Grid], steps: Sequence[Sequence[int]]) -> bool:
+    """Whether every shard of each level but the last holds whole windows of the next step."""
+    for grid, step in zip(grids, steps):
+        for shard, size, f in zip(grid.shards, grid.shape, step):
+            if shard < size and shard % f:
+                return False
+    return True
+
+
+def piece_box(region: Region, step: Sequence[int]) -> Region:
+    """The box of the next level that the downsampled ``region`` covers."""
+    return tuple((a // f, -(-b // f)) for (a, b), f in zip(region, step))
+
+
+def visit_order(grids: Sequence[Grid], steps: Sequence[Sequence[int]]) -> list[int]:
+    """Positions (in :meth:`Grid.regions` order) of the level-0 shards, sorted by the shard
+    that holds them in the smallest level, then the next smallest, ... then their own."""
+    factors = [tuple([1] * len(grids[0].shape))]
+    for step in steps:
+        factors.append(tuple(a * f for a, f in zip(factors[-1], step)))
+    keys = []
+    for i, region in enumerate(grids[0].regions()):
+        start = [a for a, _ in region]
+        key: list[int] = []
+        for grid, fac in zip(reversed(grids), reversed(factors)):
+            key.extend(grid.index_at([s // f for s, f in zip(start, fac)]))
+        keys.append((tuple(key), i))
+    keys.sort()
+    return [i for _, i in keys]
+
+
+class Assembly:
+    """The partly filled shards of one level; :meth:`add` returns those it completes."""
+
+    def __init__(self, grid: Grid, dtype):
+        self.grid = grid
+        self.dtype = np.dtype(dtype)
+        self._open: dict[tuple[int, ...], list] = {}  # index -> [buffer, voxels still missing]
+
+    @property
+    def pending(self) -> int:
+        """How many shards are partly filled."""
+        return len(self._open)
+
+    def add(self, box: Region, piece: np.ndarray) -> list[tuple[Region, np.ndarray]]:
+        """Put ``piece`` (the pixels of ``box``) in place; ``[(region, pixels)]`` of every shard
+        that is complete now."""
+        want = tuple(b - a for a, b in box)
+        if tuple(piece.shape) != want:
+            raise ValueError(f"piece of shape {piece.shape} for a box of shape {want}")
+        done = []
+        spans = [range(a // k, (b - 1) // k + 1) for (a, b), k in zip(box, self.grid.shards)]
+        for index in itertools.product(*spans):
+            region = self.grid.region(index)
+            slot = self._open.get(index)
+            if slot is None:
+                shape = tuple(b - a for a, b in region)
+                slot = self._open[index] = [np.empty(shape, self.dtype), math.prod(shape)]
+            lo = [max(a, r) for (a, _), (r, _) in zip(box, region)]
+            hi = [min(b, r) for (_, b), (_, r) in zip(box, region)]
+            dst = tuple(slice(x - r, y - r) for x, y, (r, _) in zip(lo, hi, region))
+            src = tuple(slice(x - a, y - a) for x, y, (a, _) in zip(lo, hi, box))
+            slot[0][dst] = piece[src]
+            slot[1] -= math.prod(y - x for x, y in zip(lo, hi))
+            if slot[1] == 0:
+                del self._open[index]
+                done.append((region, slot[0]))
+        return done
