@@ -14,7 +14,7 @@ import pytest
 from napari_ozx import open_ozx, write_ozx
 from napari_ozx.cascade import Assembly, Grid, aligned, piece_box, visit_order
 from napari_ozx.pyramid import build_pyramid, plan_factors
-from napari_ozx.shards import slab_chunks
+from napari_ozx.shards import slab_chunks, slab_regions, split_slabs
 
 
 def _pixels(seed, shape, high=4000, dtype="uint16"):
@@ -121,7 +121,7 @@ def test_visit_order_keeps_one_partial_shard_per_level():
     assemblies = [Assembly(g, "uint8") for g in grids[1:]]
     most = [0] * len(assemblies)
     completed = [0] * len(assemblies)
-    level0 = grids[0].regions()
+    level0 = grids[0].regions
     order = visit_order(grids, steps)
     assert sorted(order) == list(range(len(level0)))
 
@@ -137,7 +137,7 @@ def test_visit_order_keeps_one_partial_shard_per_level():
 
     for i in order:
         deliver(0, level0[i])
-    assert completed == [len(g.regions()) for g in grids[1:]]
+    assert completed == [len(g.regions) for g in grids[1:]]
     assert most == [1, 1, 1]
     assert all(a.pending == 0 for a in assemblies)
 
@@ -161,6 +161,18 @@ def test_slabs_are_whole_chunk_layers_cut_where_source_chunks_end():
     assert slab_chunks((7, 64), (4, 64), (1, 64), (2, 2), None)[0] == (2, 2, 2, 1)
     # the shard is one chunk along the first axis: slabs go along the next
     assert slab_chunks((1, 512, 64), (1, 256, 64), (1, 64, 64))[1] == (64,) * 8
+
+
+def test_slab_regions_of_a_shard_and_of_a_shard_in_memory():
+    grid = slab_chunks((300, 64), (256, 64), (64, 64), None, ((64,) * 4 + (44,), (64,)))
+    assert slab_regions(grid, ((256, 300), (0, 64))) == [((4, 0), ((256, 300), (0, 64)))]
+    assert [sub for _, sub in slab_regions(grid, ((0, 256), (0, 64)))] == [
+        ((0, 64), (0, 64)), ((64, 128), (0, 64)), ((128, 192), (0, 64)), ((192, 256), (0, 64))]
+    pixels = np.arange(130 * 8).reshape(130, 8)
+    views, subs = split_slabs(pixels, ((1000, 1130), (16, 24)), (64, 8))
+    assert subs == [((1000, 1064), (16, 24)), ((1064, 1128), (16, 24)), ((1128, 1130), (16, 24))]
+    np.testing.assert_array_equal(np.concatenate(views), pixels)
+    assert all(np.shares_memory(v, pixels) for v in views)  # views, not copies
 
 
 def test_single_threaded_scheduler_gives_the_same_pyramid(tmp_path):

@@ -19,6 +19,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class Grid:
     shape: tuple[int, ...]
     shards: tuple[int, ...]
 
+    @cached_property
     def regions(self) -> list[Region]:
         """Every shard's region, in C order."""
         return list(regions(self.shape, self.shards))
@@ -63,13 +65,13 @@ def piece_box(region: Region, step: Sequence[int]) -> Region:
 
 
 def visit_order(grids: Sequence[Grid], steps: Sequence[Sequence[int]]) -> list[int]:
-    """Positions (in :meth:`Grid.regions` order) of the level-0 shards, sorted by the shard
+    """Positions (in :attr:`Grid.regions` order) of the level-0 shards, sorted by the shard
     that holds them in the smallest level, then the next smallest, ... then their own."""
     factors = [tuple([1] * len(grids[0].shape))]
     for step in steps:
         factors.append(tuple(a * f for a, f in zip(factors[-1], step)))
     keys = []
-    for i, region in enumerate(grids[0].regions()):
+    for i, region in enumerate(grids[0].regions):
         start = [a for a, _ in region]
         key: list[int] = []
         for grid, fac in zip(reversed(grids), reversed(factors)):

@@ -12,6 +12,7 @@ span), for pyramids whose shards do not line up with the downsampling windows.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import os
@@ -27,8 +28,8 @@ import numpy as np
 
 from .errors import OzxError
 
-__all__ = ["WriteCancelled", "Work", "shard_task", "slab_chunks", "split_slabs", "read_shard",
-           "regions", "shard_key", "n_shards", "stream"]
+__all__ = ["WriteCancelled", "Work", "shard_task", "slab_chunks", "slab_regions", "split_slabs",
+           "read_shard", "regions", "shard_key", "n_shards", "stream"]
 
 
 class WriteCancelled(OzxError):
@@ -101,16 +102,26 @@ def slab_chunks(shape, shards, chunks, step=None, source_chunks=None) -> tuple:
     return tuple(out)
 
 
+def slab_regions(slab_grid: tuple, region: tuple, origin=None) -> list[tuple[tuple, tuple]]:
+    """``[(block index, slab region)]`` of the slabs of ``slab_grid`` (dask chunks, starting
+    at ``origin``) that make up ``region``."""
+    origin = origin or (0,) * len(slab_grid)
+    starts = [tuple(itertools.accumulate(c, initial=o))[:-1] for c, o in zip(slab_grid, origin)]
+    ranges = [range(bisect.bisect_left(st, a), bisect.bisect_left(st, b))
+              for st, (a, b) in zip(starts, region)]
+    return [(index, tuple((st[i], st[i] + c[i]) for st, c, i in zip(starts, slab_grid, index)))
+            for index in itertools.product(*ranges)]
+
+
 def split_slabs(pixels: np.ndarray, region: tuple, chunks, step=None) -> tuple[list, list]:
     """A shard in memory as the slabs of :func:`slab_chunks`: ``(views, their regions)``."""
     shape = tuple(b - a for a, b in region)
-    cuts = slab_chunks(shape, shape, chunks, step)
-    views, subs = [], []
-    for index in itertools.product(*(range(len(c)) for c in cuts)):
-        rel = tuple(slice(sum(c[:i]), sum(c[:i + 1])) for c, i in zip(cuts, index))
-        views.append(pixels[rel])
-        subs.append(tuple((r + s.start, r + s.stop) for (r, _), s in zip(region, rel)))
-    return views, subs
+    origin = tuple(a for a, _ in region)
+    slabs = [sub for _, sub in slab_regions(slab_chunks(shape, shape, chunks, step), region,
+                                            origin)]
+    views = [pixels[tuple(slice(a - o, b - o) for (a, b), o in zip(sub, origin))]
+             for sub in slabs]
+    return views, slabs
 
 
 @dataclass

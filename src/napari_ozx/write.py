@@ -23,7 +23,6 @@ the data, or a cancel leaves the file that was there (if any) as it was.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
@@ -41,7 +40,7 @@ from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
 from .shards import (WriteCancelled, Work, n_shards, read_shard, regions, shard_key, shard_task,
-                     slab_chunks, split_slabs, stream)
+                     slab_chunks, slab_regions, split_slabs, stream)
 from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
 __all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
@@ -429,8 +428,7 @@ class _Job:
         n_levels = len(ap.levels) + len(ap.steps)
         arrays = [self._create_array(ap, k) for k in range(n_levels)]
         grids = [C.Grid(shape, shards) for _, _, shape, shards in arrays]
-        computed = grids[len(ap.levels) - 1:]
-        if ap.steps and self.pyramid_from == "written" and C.aligned(computed, ap.steps):
+        if ap.steps and self.pyramid_from == "written" and C.aligned(grids, ap.steps):
             for k in range(len(ap.levels) - 1):
                 self._write_level(ap, arrays, k, ap.levels[k])
             self._write_level(ap, arrays, len(ap.levels) - 1, ap.levels[-1], cascade=True)
@@ -460,34 +458,32 @@ class _Job:
         grids = [C.Grid(a[2], a[3]) for a in arrays[k:]] if cascade else [C.Grid(shape, shards)]
         steps = ap.steps[k - len(ap.levels) + 1:] if cascade else []
         chunks = [self.layouts[(ap.path, j)][1] for j in range(k, k + len(grids))]
-        spots = grids[0].regions()
+        spots = grids[0].regions
         order = C.visit_order(grids, steps) if steps else range(len(spots))
         assemblies = [C.Assembly(g, level.dtype) for g in grids[1:]]
         unique = ap.kind == "labels" and k == 0
+
+        def step_of(depth: int):
+            """The step from level k + depth to the next one (None: the last level)."""
+            return steps[depth] if depth < len(steps) else None
+
         # Level k's shards, as slabs computed one after another (see shards.slab_chunks)
-        slab_grid = slab_chunks(shape, shards, chunks[0], steps[0] if steps else None,
-                                level.chunks)
+        slab_grid = slab_chunks(shape, shards, chunks[0], step_of(0), level.chunks)
         blocks = level.rechunk(slab_grid).to_delayed(optimize_graph=True)
-        starts = [np.cumsum((0,) + c)[:-1] for c in slab_grid]
 
         def slabs_of(region) -> tuple[list, list]:
-            ranges = [range(int(np.searchsorted(st, a)), int(np.searchsorted(st, b)))
-                      for st, (a, b) in zip(starts, region)]
-            index = list(itertools.product(*ranges))
-            subs = [tuple((int(st[i]), int(st[i]) + c[i])
-                          for st, c, i in zip(starts, slab_grid, ix)) for ix in index]
-            return [blocks[ix] for ix in index], subs
+            slabs = slab_regions(slab_grid, region)
+            return [blocks[ix] for ix, _ in slabs], [sub for _, sub in slabs]
 
         def work(depth: int, data: list, subs: list, region) -> Work:
-            step = steps[depth] if depth < len(steps) else None
             meta_k = arrays[k + depth][1]
-            return Work(shard_task, data, (meta_k, region, subs, unique and depth == 0, step,
-                                           ap.method), tag=(depth, region))
+            return Work(shard_task, data, (meta_k, region, subs, unique and depth == 0,
+                                           step_of(depth), ap.method), tag=(depth, region))
 
         def assembled(depth: int, region, pixels: np.ndarray) -> Work:
             """A complete shard of level k + depth, in slabs (views of its pixels)."""
-            step = steps[depth] if depth < len(steps) else None
-            return work(depth, *split_slabs(pixels, region, chunks[depth], step), region)
+            return work(depth, *split_slabs(pixels, region, chunks[depth], step_of(depth)),
+                        region)
 
         def on_result(w: Work, result) -> list[Work]:
             depth, region = w.tag
@@ -520,9 +516,10 @@ class _Job:
         chunks = tuple(tuple(min(k, s - a) for a in range(0, s, k))
                        for s, k in zip(shape, shards))
 
+        grid = C.Grid(shape, shards)
+
         def block(block_id=None):
-            region = tuple((i * k, min((i + 1) * k, s))
-                           for i, k, s in zip(block_id, shards, shape))
+            region = grid.region(block_id)
             key = shard_key(region, shards)
             return read_shard(meta, key, tmp, spans.get(key), region)
 
