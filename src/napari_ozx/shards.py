@@ -1,8 +1,8 @@
 """Shard tasks, and the loop that feeds their results to the archive writer.
 
-A task (:class:`Work`) computes a shard's pixels, encodes them with zarr into a throw-away
-in-memory store and, when a pyramid level follows, downsamples them into a piece of that level
-(:func:`shard_task`), so it can run anywhere (threads, processes, ``dask.distributed`` workers);
+A task (:class:`Work`) computes a shard's pixels slab by slab, encodes its inner chunks as they
+complete (:mod:`.sharding`) and, when a pyramid level follows, downsamples each slab into a piece
+of that level (:func:`shard_task`), so it can run anywhere (threads, processes, ``dask.distributed`` workers);
 only the encoded bytes and the piece travel back.  :func:`stream` keeps a window of tasks in
 flight, hands each result over in the calling thread, and runs first the tasks that a result
 makes ready (the next level's shards), which bounds memory by the window whatever the image
@@ -38,42 +38,61 @@ class WriteCancelled(OzxError):
 
 def shard_task(parts: Iterable, meta_json: bytes, region: tuple, slabs: list, unique: bool,
                step, method: str):
-    """Encode one shard, given as ``parts`` (the pixels of its ``slabs``, one after another),
-    with zarr into a throw-away in-memory store; with a ``step``, also downsample each slab for
-    the next level.  Returns ``(entries, unique values or None, [(box, piece)])``.
+    """Encode one shard, given as ``parts`` (the pixels of its ``slabs``, one after another);
+    with a ``step``, also downsample each slab for the next level.  Returns
+    ``(entries, unique values or None, [(box, piece)])``, an entry being
+    ``(key, blocks, size)``: the shard's bytes as a list of blocks.
 
-    The slabs are computed one at a time into the shard's buffer, so a shard costs one buffer
-    and one slab's work space, not its source blocks plus their concatenation.
+    The slabs are computed one at a time and each inner chunk is encoded as soon as a slab
+    completes it (:mod:`.sharding`), so a shard costs one slab and its encoded chunks.
     """
-    import zarr
-    from zarr.core.buffer import cpu
-    from zarr.storage import MemoryStore
-
     from .cascade import piece_box
     from .pyramid import downsample_block
+    from .sharding import ShardEncoder
 
-    values, pieces, shard = None, [], None
+    encoder = ShardEncoder.from_metadata(meta_json)
+    builder = encoder.shard(region) if encoder is not None else None
+    values, pieces, kept = None, [], []
     for slab, block in zip(slabs, parts):
         block = np.asarray(block)
-        if len(slabs) == 1:
-            shard = block
+        if builder is not None:
+            builder.add(slab, block)
         else:
-            if shard is None:
-                shard = np.empty(tuple(b - a for a, b in region), dtype=block.dtype)
-            shard[tuple(slice(a - r, b - r) for (a, b), (r, _) in zip(slab, region))] = block
+            kept.append((slab, block))
         if unique:
             found = np.unique(block)
             values = found if values is None else np.union1d(values, found)
         if step is not None:
             pieces.append((piece_box(slab, step), downsample_block(block, step, method)))
         del block
+    if builder is None:
+        return _zarr_shard(meta_json, region, kept), values, pieces
+    out = builder.finish()
+    entries = [] if out is None else [(encoder.key(region), *out)]
+    return entries, values, pieces
+
+
+def _zarr_shard(meta_json: bytes, region: tuple, slabs: list) -> list:
+    """The entries of one shard encoded by zarr (for layouts :mod:`.sharding` does not
+    cover): the shard assembled from its slabs, written to a throw-away in-memory store."""
+    import zarr
+    from zarr.core.buffer import cpu
+    from zarr.storage import MemoryStore
+
+    shard = np.empty(tuple(b - a for a, b in region), dtype=slabs[0][1].dtype)
+    for slab, block in slabs:
+        shard[tuple(slice(a - r, b - r) for (a, b), (r, _) in zip(slab, region))] = block
+    slabs.clear()
     d = {"zarr.json": cpu.Buffer.from_bytes(meta_json)}
     arr = zarr.open_array(MemoryStore(d), mode="r+", zarr_format=3)
     arr[tuple(slice(a, b) for a, b in region)] = shard
     del shard
-    # the encoded shard as a view of zarr's buffer (no copy of a whole shard)
-    entries = [(k, v.as_numpy_array()) for k, v in d.items() if k != "zarr.json"]
-    return entries, values, pieces
+    out = []
+    for k, v in d.items():
+        if k != "zarr.json":
+            view = v.as_numpy_array()  # a view of zarr's buffer, no copy of a whole shard
+            out.append((k, [view], view.nbytes))
+    return out
 
 
 def slab_chunks(shape, shards, chunks, step=None, source_chunks=None) -> tuple:

@@ -489,8 +489,8 @@ class _Job:
             depth, region = w.tag
             entries, values, pieces = result
             name_k = arrays[k + depth][0]
-            for key, data in entries:
-                self.writer.write(f"{name_k}/{key}", data)
+            for key, blocks, size in entries:
+                self.writer.write_stream(f"{name_k}/{key}", blocks, size)
             if values is not None:
                 prev = self.values.get(ap.path)
                 self.values[ap.path] = values if prev is None else np.union1d(prev, values)

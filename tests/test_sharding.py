@@ -1,0 +1,156 @@
+"""Our shard encoder (napari_ozx.sharding) against zarr-python's ShardingCodec: the same bytes
+for every layout the save writes, whatever boxes the pixels come in."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import (BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ShardingCodec,
+                         TransposeCodec, ZstdCodec)
+from zarr.core.indexing import morton_order_iter
+from zarr.storage import MemoryStore
+
+from napari_ozx import shards as S
+from napari_ozx.sharding import ShardEncoder, morton_order
+
+
+def _zarr_array(shape, shards, chunks, dtype, inner, *, crc=True, location="end"):
+    store = MemoryStore()
+    arr = zarr.create_array(
+        store, name="a", shape=shape, dtype=dtype, chunks=shards,
+        serializer=ShardingCodec(chunk_shape=chunks, codecs=[BytesCodec(), *inner],
+                                 index_codecs=[BytesCodec()] + ([Crc32cCodec()] if crc else []),
+                                 index_location=location),
+        compressors=None, filters=None, fill_value=0)
+    return store, arr
+
+
+def _cuts(rng, a, b):
+    return sorted({a, b, *map(int, rng.integers(a, b, size=3))})
+
+
+def _boxes(rng, region, split_axes):
+    """``region`` cut at random places along ``split_axes`` (not on chunk boundaries)."""
+    per_axis = [list(zip(c, c[1:])) if i in split_axes else [r]
+                for i, (r, c) in enumerate(zip(region, [_cuts(rng, a, b) for a, b in region]))]
+    import itertools
+
+    return list(itertools.product(*per_axis))
+
+
+@pytest.mark.parametrize("shape", [(2, 4), (3, 2), (4, 4, 4), (1, 3, 5), (5, 1, 2), (3,), (6, 7)])
+def test_morton_order_is_zarrs(shape):
+    assert morton_order(shape) == list(morton_order_iter(shape))
+
+
+CASES = [
+    # shape, shards, chunks, dtype, inner codecs, crc32c, index location, sparse
+    ((100, 300), (64, 128), (32, 64), "uint16", [ZstdCodec(level=3)], True, "end", False),
+    ((70, 90, 130), (32, 64, 64), (16, 16, 32), "uint8", [ZstdCodec(level=1)], True, "start",
+     False),
+    ((70, 90), (64, 64), (16, 16), "float32",
+     [BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")], True, "end", False),
+    ((70, 90), (64, 64), (16, 16), "int32", [GzipCodec(level=4)], False, "end", False),
+    ((70, 90), (64, 64), (16, 16), "uint16", [], True, "end", True),  # codec "none"
+    ((50, 90), (64, 64), (8, 16), "uint32", [ZstdCodec(level=3)], True, "end", True),
+    ((3, 40, 50), (1, 32, 32), (1, 16, 16), "int64", [ZstdCodec(level=3)], True, "end", True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[3]}-{len(c[4])}")
+def test_shards_are_byte_identical_to_zarrs(case):
+    shape, shards, chunks, dtype, inner, crc, location, sparse = case
+    rng = np.random.default_rng(len(shape) * 100 + shards[0])
+    store, arr = _zarr_array(shape, shards, chunks, dtype, inner, crc=crc, location=location)
+    data = rng.integers(0, 50, size=shape).astype(dtype)
+    if sparse:  # some inner chunks (and shards) all zero: zarr leaves them out
+        data[data < 48] = 0
+        data[: shape[0] // 2] = 0
+    arr[...] = data
+    encoder = ShardEncoder.from_metadata(store._store_dict["a/zarr.json"].to_bytes())
+    assert encoder is not None
+    written = 0
+    for region in S.regions(shape, shards):
+        builder = encoder.shard(region)
+        for box in _boxes(rng, region, split_axes={0, len(shape) - 1}):
+            builder.add(box, data[tuple(slice(a, b) for a, b in box)])
+        out = builder.finish()
+        ref = store._store_dict.get("a/" + encoder.key(region))
+        if ref is None:
+            assert out is None, f"zarr wrote no shard {region}, we did"
+            continue
+        blocks, size = out
+        got = b"".join(bytes(b) for b in blocks)
+        assert len(got) == size
+        assert got == ref.to_bytes(), f"shard {region} differs"
+        written += 1
+    assert written > 0
+    # and zarr reads ours back
+    assert np.array_equal(arr[...], data)
+
+
+def _meta(**kw) -> bytes:
+    store, _ = _zarr_array((64, 64), (32, 32), (16, 16), "uint16", [ZstdCodec(level=3)])
+    meta = json.loads(store._store_dict["a/zarr.json"].to_bytes())
+    for path, value in kw.items():
+        node = meta
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node[int(p)] if p.isdigit() else node[p]
+        node[leaf] = value
+    return json.dumps(meta).encode()
+
+
+def test_only_layouts_written_exactly_as_zarr_does_are_taken():
+    assert ShardEncoder.from_metadata(_meta()) is not None
+    # anything else: None, and the save falls back to zarr
+    assert ShardEncoder.from_metadata(_meta(data_type="complex64")) is None
+    assert ShardEncoder.from_metadata(_meta(fill_value="NaN")) is None
+    assert ShardEncoder.from_metadata(b"not json") is None
+    big = {"name": "bytes", "configuration": {"endian": "big"}}
+    assert ShardEncoder.from_metadata(_meta(**{"codecs.0.configuration.codecs": [big]})) is None
+    two = [{"name": "bytes", "configuration": {"endian": "little"}},
+           {"name": "zstd", "configuration": {"level": 1, "checksum": False}},
+           {"name": "gzip", "configuration": {"level": 1}}]
+    assert ShardEncoder.from_metadata(_meta(**{"codecs.0.configuration.codecs": two})) is None
+    store = MemoryStore()
+    zarr.create_array(store, name="t", shape=(8, 8), dtype="uint8", chunks=(4, 4),
+                      serializer=ShardingCodec(chunk_shape=(2, 2)),
+                      filters=[TransposeCodec(order=(1, 0))], compressors=None)
+    assert ShardEncoder.from_metadata(store._store_dict["t/zarr.json"].to_bytes()) is None
+    zarr.create_array(store, name="u", shape=(8, 8), dtype="uint8", chunks=(4, 4))
+    assert ShardEncoder.from_metadata(store._store_dict["u/zarr.json"].to_bytes()) is None
+
+
+def test_a_pixel_given_twice_or_missing_is_an_error():
+    encoder = ShardEncoder.from_metadata(_meta())
+    builder = encoder.shard(((0, 32), (0, 32)))
+    block = np.ones((16, 32), dtype="uint16")
+    builder.add(((0, 16), (0, 32)), block)
+    with pytest.raises(ValueError, match="given twice"):
+        builder.add(((0, 16), (0, 32)), block)
+    with pytest.raises(ValueError, match="incomplete"):
+        builder.add(((16, 24), (0, 32)), block[:8])
+        builder.finish()
+    with pytest.raises(ValueError, match="shape"):
+        builder.add(((24, 32), (0, 32)), block)
+
+
+def test_shard_task_falls_back_to_zarr_with_the_same_bytes(monkeypatch):
+    """Where our encoder declines a layout, the shard task encodes with zarr: same entries."""
+    shape, shards, chunks = (40, 50), (32, 32), (16, 16)
+    store, arr = _zarr_array(shape, shards, chunks, "uint16", [ZstdCodec(level=3)])
+    meta = store._store_dict["a/zarr.json"].to_bytes()
+    data = np.arange(np.prod(shape), dtype="uint16").reshape(shape)
+    region = ((32, 40), (0, 32))
+    slabs = [((32, 36), (0, 32)), ((36, 40), (0, 32))]
+    parts = [data[32:36, :32], data[36:40, :32]]
+    ours = S.shard_task(iter(parts), meta, region, slabs, False, None, "mean")[0]
+    monkeypatch.setattr(ShardEncoder, "from_metadata", classmethod(lambda cls, m: None))
+    theirs = S.shard_task(iter(parts), meta, region, slabs, False, None, "mean")[0]
+    assert [(k, s) for k, _, s in ours] == [(k, s) for k, _, s in theirs]
+    assert [k for k, _, _ in ours] == ["c/1/0"]
+    assert b"".join(map(bytes, ours[0][1])) == b"".join(map(bytes, theirs[0][1]))
