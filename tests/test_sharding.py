@@ -28,17 +28,13 @@ def _zarr_array(shape, shards, chunks, dtype, inner, *, crc=True, location="end"
     return store, arr
 
 
-def _cuts(rng, a, b):
-    return sorted({a, b, *map(int, rng.integers(a, b, size=3))})
-
-
-def _boxes(rng, region, split_axes):
-    """``region`` cut at random places along ``split_axes`` (not on chunk boundaries)."""
-    per_axis = [list(zip(c, c[1:])) if i in split_axes else [r]
-                for i, (r, c) in enumerate(zip(region, [_cuts(rng, a, b) for a, b in region]))]
-    import itertools
-
-    return list(itertools.product(*per_axis))
+def _slabs(rng, region, chunks, shape):
+    """``region`` cut along its first axis into slabs of whole inner chunks, at random."""
+    a, b = region[0]
+    inner = list(range(a + chunks[0], b, chunks[0]))
+    cuts = sorted({a, b, *(int(x) for x in rng.choice(inner, size=min(2, len(inner)),
+                                                      replace=False))} if inner else {a, b})
+    return [((lo, hi), *region[1:]) for lo, hi in zip(cuts, cuts[1:])]
 
 
 @pytest.mark.parametrize("shape", [(2, 4), (3, 2), (4, 4, 4), (1, 3, 5), (5, 1, 2), (3,), (6, 7)])
@@ -74,11 +70,17 @@ def test_shards_are_byte_identical_to_zarrs(case):
     assert encoder is not None
     written = 0
     for region in S.regions(shape, shards):
-        builder = encoder.shard(region)
-        for box in _boxes(rng, region, split_axes={0, len(shape) - 1}):
-            builder.add(box, data[tuple(slice(a, b) for a, b in box)])
+        slabs = _slabs(rng, region, chunks, shape)
+        encoded = [c for box in reversed(slabs)  # in any order
+                   for c in encoder.encode_box(box, data[tuple(slice(a, b) for a, b in box)])]
+        index = encoder.shard_of(encoded[0][0])[0]
+        builder = encoder.shard(index)
+        assert builder.region == region
+        for chunk, data_ in encoded:
+            builder.put(encoder.shard_of(chunk)[1], data_)
+        assert builder.complete
         out = builder.finish()
-        ref = store._store_dict.get("a/" + encoder.key(region))
+        ref = store._store_dict.get("a/" + encoder.key(index))
         if ref is None:
             assert out is None, f"zarr wrote no shard {region}, we did"
             continue
@@ -125,32 +127,54 @@ def test_only_layouts_written_exactly_as_zarr_does_are_taken():
     assert ShardEncoder.from_metadata(store._store_dict["u/zarr.json"].to_bytes()) is None
 
 
-def test_a_pixel_given_twice_or_missing_is_an_error():
+def test_a_chunk_given_twice_or_missing_is_an_error():
     encoder = ShardEncoder.from_metadata(_meta())
-    builder = encoder.shard(((0, 32), (0, 32)))
     block = np.ones((16, 32), dtype="uint16")
-    builder.add(((0, 16), (0, 32)), block)
+    encoded = encoder.encode_box(((0, 16), (0, 32)), block)
+    assert [c for c, _ in encoded] == [(0, 0), (0, 1)]
+    builder = encoder.shard((0, 0))
+    assert builder.expected == 4
+    builder.put((0, 0), encoded[0][1])
     with pytest.raises(ValueError, match="given twice"):
-        builder.add(((0, 16), (0, 32)), block)
-    with pytest.raises(ValueError, match="incomplete"):
-        builder.add(((16, 24), (0, 32)), block[:8])
+        builder.put((0, 0), encoded[0][1])
+    with pytest.raises(ValueError, match="missing"):
         builder.finish()
     with pytest.raises(ValueError, match="shape"):
-        builder.add(((24, 32), (0, 32)), block)
+        encoder.encode_box(((16, 32), (0, 32)), block[:8])
+    with pytest.raises(ValueError, match="whole inner chunks"):
+        encoder.encode_box(((8, 24), (0, 32)), block)
 
 
-def test_shard_task_falls_back_to_zarr_with_the_same_bytes(monkeypatch):
-    """Where our encoder declines a layout, the shard task encodes with zarr: same entries."""
-    shape, shards, chunks = (40, 50), (32, 32), (16, 16)
-    store, arr = _zarr_array(shape, shards, chunks, "uint16", [ZstdCodec(level=3)])
-    meta = store._store_dict["a/zarr.json"].to_bytes()
-    data = np.arange(np.prod(shape), dtype="uint16").reshape(shape)
-    region = ((32, 40), (0, 32))
-    slabs = [((32, 36), (0, 32)), ((36, 40), (0, 32))]
-    parts = [data[32:36, :32], data[36:40, :32]]
-    ours = S.shard_task(iter(parts), meta, region, slabs, False, None, "mean")[0]
-    monkeypatch.setattr(ShardEncoder, "from_metadata", classmethod(lambda cls, m: None))
-    theirs = S.shard_task(iter(parts), meta, region, slabs, False, None, "mean")[0]
-    assert [(k, s) for k, _, s in ours] == [(k, s) for k, _, s in theirs]
-    assert [k for k, _, _ in ours] == ["c/1/0"]
-    assert b"".join(map(bytes, ours[0][1])) == b"".join(map(bytes, theirs[0][1]))
+class _Sink:
+    def __init__(self):
+        self.data = bytearray()
+
+    def append(self, b):
+        at = len(self.data)
+        self.data += b
+        return at
+
+
+def test_a_streamed_shard_reads_back_in_zarr():
+    """Chunks appended as they come (in any order), the index last: zarr reads the shard."""
+    store, arr = _zarr_array((64, 64), (32, 32), (16, 16), "uint16", [ZstdCodec(level=3)])
+    encoder = ShardEncoder.from_metadata(store._store_dict["a/zarr.json"].to_bytes())
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    data[32:, 32:] = 0  # one shard of fill value only: no sink opened, no entry
+    for index in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        builder, sinks = encoder.shard(index), []
+        builder.put((1, 1), encoder.encode_chunk(data[index[0] * 32 + 16:index[0] * 32 + 32,
+                                                      index[1] * 32 + 16:index[1] * 32 + 32]))
+        builder.stream_to(lambda: sinks.append(_Sink()) or sinks[-1])
+        (a, b), (c, d) = builder.region
+        for chunk, enc in encoder.encode_box(((a, b), (c, d)), data[a:b, c:d])[::-1]:
+            if chunk != (index[0] * 2 + 1, index[1] * 2 + 1):
+                builder.put(encoder.shard_of(chunk)[1], enc)
+        sink = builder.finish()
+        if index == (1, 1):
+            assert sink is None and sinks == []
+            continue
+        assert sink is sinks[0] and len(sinks) == 1
+        store._store_dict["a/" + encoder.key(index)] = type(
+            store._store_dict["a/zarr.json"]).from_bytes(bytes(sink.data))
+    np.testing.assert_array_equal(zarr.open_array(store, path="a")[...], data)

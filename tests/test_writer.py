@@ -267,6 +267,64 @@ def test_streamed_entry_is_not_held_in_memory(tmp_path):
         assert zf.testzip() is None
 
 
+def test_open_entry_appends_as_it_goes_and_others_wait(tmp_path):
+    """An entry of unknown size is appended piece by piece; writes from other threads wait
+    for it, one from its own thread is refused (it would never end); a dropped entry leaves
+    nothing; every tool reads the result."""
+    path = tmp_path / "open.ozx"
+    pieces = [os.urandom(n) for n in (10, 300_000, 1, 70_000)]
+    with OzxWriter(path) as w:
+        w.set_metadata("zarr.json", ROOT)
+        w.write("a/c/0", b"before")
+        e = w.open_entry("a/c/1")
+        offsets = [e.append(p) for p in pieces[:2]]
+        other = threading.Thread(target=w.write, args=("a/c/2", b"after"))
+        other.start()
+        other.join(0.2)
+        assert other.is_alive(), "a write from another thread did not wait"
+        with pytest.raises(OzxError, match="still open"):
+            w.write("a/c/3", b"from the same thread")
+        offsets += [e.append(p) for p in pieces[2:]]
+        e.commit()
+        other.join(5)
+        assert not other.is_alive()
+        dropped = w.open_entry("a/c/4")
+        dropped.append(os.urandom(5000))
+        dropped.drop()
+        w.write("a/c/5", b"last")
+    assert offsets == [0, 10, 300_010, 300_011]
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+        assert zf.read("a/c/1") == b"".join(pieces)
+        assert zf.read("a/c/2") == b"after" and zf.read("a/c/5") == b"last"
+        assert "a/c/4" not in zf.namelist() and "a/c/3" not in zf.namelist()
+    r = subprocess.run(["unzip", "-tq", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lay = layout(path)
+    assert lay.names == ["zarr.json", "a/c/0", "a/c/1", "a/c/2", "a/c/5"]
+
+
+def test_open_entry_of_an_aborted_archive_releases_waiters(tmp_path):
+    w = OzxWriter(tmp_path / "ab.ozx")
+    w.set_metadata("zarr.json", ROOT)
+    w.open_entry("a/c/0").append(b"x" * 100)
+    errors = []
+
+    def write():
+        try:
+            w.write("a/c/1", b"y")
+        except OzxError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=write)
+    t.start()
+    t.join(0.1)
+    w.abort()
+    t.join(5)
+    assert not t.is_alive() and errors and "closed" in str(errors[0])
+    assert not (tmp_path / "ab.ozx").exists()
+
+
 def _write_then_fail(path: Path, exc: BaseException):
     with OzxWriter(path) as w:
         w.set_metadata("zarr.json", ROOT)

@@ -1,14 +1,16 @@
-"""A pyramid built while its full-resolution level is written, from the shards in memory.
+"""A pyramid built while its full-resolution level is written, from the chunks in memory.
 
-The task that encodes a shard of level ``k`` also downsamples it (:func:`.pyramid.downsample_block`)
-into a *piece* of level ``k+1``; :class:`Assembly` gathers the pieces into the level-``k+1``
-shards they belong to, and a shard whose pieces are all in becomes a task of its own (encoded,
-and downsampled for level ``k+2``).  So every source pixel is computed once, no level is read
-back or decoded, and the levels below the first cost only their own downsampling and encoding.
+The task that encodes some inner chunks of level ``k`` (a slab of a shard) also downsamples
+them (:func:`.pyramid.downsample_block`) into a *piece* of level ``k+1``; :class:`Assembly`
+gathers the pieces into the inner chunks of level ``k+1`` they belong to, and the chunks a
+piece completes become a task of their own (encoded, and downsampled for level ``k+2``), whose
+encoded chunks join their shard (:class:`.sharding.ShardBuilder`).  So every source pixel is
+computed once, no level is read back or decoded, and what waits in memory for the lower levels
+is a few partly filled inner chunks per level, and their shards' encoded chunks.
 
-This needs each shard of level ``k`` (but the last along an axis) to hold whole windows of the
-step to level ``k+1`` (:func:`aligned`), so that no window straddles two shards; the shard
-shapes chosen by :mod:`.storage` always do.  Level-0 shards are visited in the order of
+This needs each inner chunk of level ``k`` (but the last along an axis) to hold whole windows
+of the step to level ``k+1`` (:func:`aligned`), so that no window straddles two tasks; the
+chunks chosen by :mod:`.storage` always do.  Level-0 shards are visited in the order of
 :func:`visit_order`, shard of the smallest level first, so the shards of each lower level fill
 one after another and only about one shard per level is ever partly filled.
 """
@@ -32,7 +34,8 @@ Region = tuple[tuple[int, int], ...]
 
 @dataclass(frozen=True)
 class Grid:
-    """The shard grid of one level."""
+    """A regular grid over one level: its shards, or its inner chunks (``shards`` is then
+    the chunk shape)."""
 
     shape: tuple[int, ...]
     shards: tuple[int, ...]
@@ -51,7 +54,8 @@ class Grid:
 
 
 def aligned(grids: Sequence[Grid], steps: Sequence[Sequence[int]]) -> bool:
-    """Whether every shard of each level but the last holds whole windows of the next step."""
+    """Whether every cell (shard or chunk, as the grids say) of each level but the last holds
+    whole windows of the next step."""
     for grid, step in zip(grids, steps):
         for shard, size, f in zip(grid.shards, grid.shape, step):
             if shard < size and shard % f:
@@ -82,7 +86,8 @@ def visit_order(grids: Sequence[Grid], steps: Sequence[Sequence[int]]) -> list[i
 
 
 class Assembly:
-    """The partly filled shards of one level; :meth:`add` returns those it completes."""
+    """The partly filled cells (inner chunks) of one level's grid; :meth:`add` returns those
+    it completes."""
 
     def __init__(self, grid: Grid, dtype):
         self.grid = grid
@@ -91,11 +96,11 @@ class Assembly:
 
     @property
     def pending(self) -> int:
-        """How many shards are partly filled."""
+        """How many cells are partly filled."""
         return len(self._open)
 
     def add(self, box: Region, piece: np.ndarray) -> list[tuple[Region, np.ndarray]]:
-        """Put ``piece`` (the pixels of ``box``) in place; ``[(region, pixels)]`` of every shard
+        """Put ``piece`` (the pixels of ``box``) in place; ``[(region, pixels)]`` of every cell
         that is complete now."""
         want = tuple(b - a for a, b in box)
         if tuple(piece.shape) != want:

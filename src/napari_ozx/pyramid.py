@@ -145,10 +145,20 @@ def _mode(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     return out.reshape(outer)
 
 
+#: A mean over a larger block is computed in slices of about this size along its first axis
+#: (the float work space of a slice is a few times its size).
+MEAN_SLICE_BYTES = 1 << 20
+
+
 def downsample_block(block: np.ndarray, factors: Sequence[int], method: str) -> np.ndarray:
     """Downsample one numpy block whose start lies on a window boundary."""
     if method == "mean":
-        return _mean(block, factors)
+        f0 = factors[0] if factors else 1
+        rows = f0 * max(1, MEAN_SLICE_BYTES // max(1, block[:f0].nbytes))
+        if block.ndim == 0 or block.shape[0] <= rows:
+            return _mean(block, factors)
+        parts = [_mean(block[a:a + rows], factors) for a in range(0, block.shape[0], rows)]
+        return np.concatenate(parts)
     if method == "mode":
         return _mode(block, factors)
     if method == "nearest":

@@ -4,14 +4,17 @@ zarr-python encodes a shard from the whole shard in memory: the caller fills a s
 buffer, zarr copies each inner chunk out of it, encodes it, and concatenates the encoded chunks
 and the index into one more buffer.  The save does not need any of those copies: it computes
 a shard slab by slab, and each inner chunk a slab completes can be encoded at once, so what a
-shard holds in memory is its encoded chunks (a fraction of its pixels) plus one slab.
-:class:`ShardEncoder` does that for the shard layouts the save creates; the bytes are those
-zarr writes (same inner codecs from numcodecs, chunks in zarr's Morton order, empty chunks
-left out, the same index), which the tests check byte for byte.
+shard holds in memory is one slab, and, until they are written, its encoded chunks.
+:class:`ShardEncoder` encodes the inner chunks of a box and :class:`ShardBuilder` gathers
+them into a shard, for the shard layouts the save creates.  The bytes are those zarr writes
+(the same inner codecs from numcodecs, chunks in zarr's Morton order, empty chunks left out,
+the same index), which the tests check byte for byte; a streamed shard differs only in the
+order of its chunks, which the index records.
 
 :meth:`ShardEncoder.from_metadata` reads an array's ``zarr.json`` and answers None for anything
-it does not cover (other codecs, filters, a big-endian host...), so the caller falls back to
-zarr.  No I/O here: a shard comes out as a list of byte blocks.
+it does not cover (other codecs, filters, other chunk grids...).  No I/O here: a shard comes
+out as a list of byte blocks, or is appended to a sink the caller opens (an archive entry),
+chunk by chunk as the chunks are encoded.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import itertools
 import json
 import math
 import struct
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -94,6 +96,7 @@ class ShardEncoder:
         self.chunk_shape = tuple(int(c) for c in chunk_shape)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
+        self.stored_dtype = self.dtype.newbyteorder("<")  # the bytes codec: little endian
         self.fill_value = self.dtype.type(fill_value)
         self.codecs = list(codecs)
         self.index_crc32c = index_crc32c
@@ -111,30 +114,70 @@ class ShardEncoder:
         layout this module writes exactly as zarr does."""
         return _from_metadata(bytes(meta_json))
 
-    def key(self, region) -> str:
-        """The store key of the shard at ``region`` (default chunk key encoding)."""
-        parts = [str(a // k) for (a, _), k in zip(region, self.shard_shape)]
-        return self.separator.join(["c", *parts])
+    def key(self, index: Sequence[int]) -> str:
+        """The store key of shard ``index`` (default chunk key encoding)."""
+        return self.separator.join(["c", *map(str, index)])
 
-    def shard(self, region) -> ShardBuilder:
-        return ShardBuilder(self, tuple((int(a), int(b)) for a, b in region))
+    def shard(self, index: Sequence[int]) -> ShardBuilder:
+        return ShardBuilder(self, tuple(index))
+
+    def shard_region(self, index: Sequence[int]) -> tuple:
+        return tuple((i * k, min((i + 1) * k, s))
+                     for i, k, s in zip(index, self.shard_shape, self.shape))
+
+    def chunks_in(self, index: Sequence[int]) -> int:
+        """How many inner chunks of shard ``index`` lie (at least partly) inside the array."""
+        return math.prod(-(-(b - a) // c)
+                         for (a, b), c in zip(self.shard_region(index), self.chunk_shape))
+
+    def shard_of(self, chunk: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(shard index, index inside the shard) of inner chunk ``chunk`` (array-wide)."""
+        shard = tuple(int(c) // n for c, n in zip(chunk, self.per_shard))
+        return shard, tuple(int(c) - s * n for c, s, n in zip(chunk, shard, self.per_shard))
+
+    def encode_box(self, box, pixels: np.ndarray) -> list[tuple[tuple[int, ...], bytes | None]]:
+        """Every inner chunk of ``box`` (array coordinates; whole chunks, those at the array's
+        edge clipped to it): ``[(chunk index, encoded bytes or None)]``."""
+        box = tuple((int(a), int(b)) for a, b in box)
+        if tuple(pixels.shape) != tuple(b - a for a, b in box):
+            raise ValueError(f"pixels of shape {pixels.shape} for box {box}")
+        for (a, b), c, s in zip(box, self.chunk_shape, self.shape):
+            if a % c or (b % c and b != s):
+                raise ValueError(f"box {box} does not hold whole inner chunks {self.chunk_shape}")
+        out = []
+        for chunk in itertools.product(*(range(a // c, -(-b // c))
+                                          for (a, b), c in zip(box, self.chunk_shape))):
+            sel = tuple(slice(i * c - a, min((i + 1) * c, b) - a)
+                        for i, c, (a, b) in zip(chunk, self.chunk_shape, box))
+            part = pixels[sel]
+            if part.shape != self.chunk_shape:  # at the array's edge: padded with fill value
+                full = np.full(self.chunk_shape, self.fill_value, dtype=self.dtype)
+                full[tuple(slice(0, n) for n in part.shape)] = part
+                part = full
+            out.append((chunk, self.encode_chunk(part)))
+        return out
 
     def encode_chunk(self, chunk: np.ndarray) -> bytes | None:
         """One inner chunk (already of the full chunk shape), or None when it is all fill
         value (zarr leaves such chunks out)."""
-        if self._is_fill(chunk):
+        data = np.ascontiguousarray(chunk, dtype=self.stored_dtype)
+        if self._is_fill(data):
             return None
-        data = np.ascontiguousarray(chunk)
         for codec in self.codecs:
             data = codec.encode(data)
         return bytes(data) if not isinstance(data, bytes) else data
 
     def _is_fill(self, chunk: np.ndarray) -> bool:
+        """Whether a (contiguous) chunk holds only the fill value, as zarr decides it."""
         if self.fill_value == 0:
-            return not chunk.any()
+            if self.dtype.kind in "biu" and chunk.nbytes % 8 == 0:
+                return not chunk.reshape(-1).view(np.uint64).any()  # the bits, 8 bytes at a time
+            return not chunk.any()  # floats: -0.0 counts as 0, as in zarr
         return bool(np.all(chunk == self.fill_value))
 
-    def index(self, spans: dict[tuple[int, ...], tuple[int, int]], offset: int) -> bytes:
+    def index_bytes(self, spans: dict[tuple[int, ...], tuple[int, int]], offset: int
+                    ) -> bytes:
+        """The shard index (and its crc32c) for chunks at ``spans`` (+ ``offset``)."""
         table = np.full((len(self._flat), 2), _EMPTY, dtype="<u8")
         for ix, (start, length) in spans.items():
             table[self._flat[ix]] = (start + offset, length)
@@ -152,8 +195,6 @@ class ShardEncoder:
 
 @lru_cache(maxsize=64)
 def _from_metadata(meta_json: bytes) -> ShardEncoder | None:
-    if sys.byteorder != "little":
-        return None
     try:
         meta = json.loads(meta_json)
         if meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
@@ -201,77 +242,95 @@ def _from_metadata(meta_json: bytes) -> ShardEncoder | None:
 
 
 class ShardBuilder:
-    """One shard being encoded: :meth:`add` pixels (any boxes inside the shard, each pixel
-    once), then :meth:`finish`.  An inner chunk is encoded as soon as all its pixels are in;
-    only chunks that straddle the boxes added so far wait, in a chunk-sized buffer."""
+    """The encoded inner chunks of one shard, collected in any order (:meth:`put`), until
+    every chunk inside the array is in (:attr:`complete`).
 
-    def __init__(self, encoder: ShardEncoder, region: tuple):
+    Held, the chunks stay in memory and :meth:`finish` answers the shard's bytes (chunks in
+    zarr's Morton order, then the index).  Streamed (:meth:`stream_to`), every chunk is
+    appended to a sink as it comes, in arrival order, and only its span is kept;
+    :meth:`finish` appends the index.  The sink is opened at the first non-empty chunk, so
+    a shard of fill value only never opens one (zarr writes no such shard).
+    """
+
+    def __init__(self, encoder: ShardEncoder, index: tuple[int, ...]):
         self.encoder = encoder
-        self.region = region
-        self.encoded: dict[tuple[int, ...], bytes] = {}
-        self._partial: dict[tuple[int, ...], list] = {}  # index -> [buffer, pixels missing]
+        self.index = tuple(index)
+        self.region = encoder.shard_region(self.index)
+        self.expected = encoder.chunks_in(self.index)
+        self.received = 0
+        # held chunks, one after another in one buffer (not one allocation each, which
+        # would pin as many holes of the heap): local index -> (offset, length)
+        self._held: dict[tuple[int, ...], tuple[int, int]] = {}
+        self._buf = bytearray()
+        self._spans: dict[tuple[int, ...], tuple[int, int]] = {}
+        self._open_sink = None
+        self.sink = None
 
-    def _chunk_box(self, index) -> tuple:
-        """The part of inner chunk ``index`` that lies inside the array (global coords)."""
-        return tuple((r + i * c, min(r + (i + 1) * c, s))
-                     for (r, _), i, c, s in zip(self.region, index, self.encoder.chunk_shape,
-                                                self.encoder.shape))
+    @property
+    def complete(self) -> bool:
+        return self.received == self.expected
 
-    def add(self, box, pixels: np.ndarray) -> None:
-        """The pixels of ``box`` (global coordinates, inside this shard)."""
+    @property
+    def streamed(self) -> bool:
+        return self._open_sink is not None
+
+    def put(self, local: tuple[int, ...], data: bytes | None) -> None:
+        """Inner chunk ``local`` (index inside the shard) encoded, or None: all fill value."""
+        if local in self._held or local in self._spans:
+            raise ValueError(f"inner chunk {local} of shard {self.index} given twice")
+        self.received += 1
+        if self.received > self.expected:
+            raise ValueError(f"shard {self.index} got more than its {self.expected} chunks")
+        if not data:
+            return
+        if self._open_sink is None:
+            self._held[local] = (len(self._buf), len(data))
+            self._buf += data
+        else:
+            self._append(local, data)
+
+    def _append(self, local, data) -> None:
+        if self.sink is None:
+            self.sink = self._open_sink()
+        self._spans[local] = (self.sink.append(data), len(data))
+
+    def stream_to(self, open_sink) -> None:
+        """From now on append chunks to ``open_sink()`` (called once, when the first
+        non-empty chunk is there), those held so far first."""
+        if self.encoder.index_at_start:
+            return  # the index goes first: the shard must be held whole
+        self._open_sink = open_sink
+        held, self._held = self._held, {}
+        buf, self._buf = memoryview(self._buf), bytearray()
+        for local in self.encoder.order:
+            if local in held:
+                start, length = held.pop(local)
+                self._append(local, buf[start:start + length])
+
+    def finish(self):
+        """Held: ``(blocks, size)`` or None (every chunk fill value).  Streamed: the sink,
+        with the index appended, or None when it was never opened."""
+        if not self.complete:
+            raise ValueError(f"shard {self.index}: {self.expected - self.received} inner "
+                             "chunks are missing")
         enc = self.encoder
-        box = tuple((int(a), int(b)) for a, b in box)
-        if tuple(pixels.shape) != tuple(b - a for a, b in box):
-            raise ValueError(f"pixels of shape {pixels.shape} for box {box}")
-        spans = [range((a - r) // c, (b - 1 - r) // c + 1)
-                 for (a, b), (r, _), c in zip(box, self.region, enc.chunk_shape)]
-        for index in itertools.product(*spans):
-            cbox = self._chunk_box(index)
-            lo = [max(a, x) for (a, _), (x, _) in zip(box, cbox)]
-            hi = [min(b, y) for (_, b), (_, y) in zip(box, cbox)]
-            src = pixels[tuple(slice(x - a, y - a) for x, y, (a, _) in zip(lo, hi, box))]
-            whole = all(x == cx and y == cy for x, y, (cx, cy) in zip(lo, hi, cbox))
-            full_size = all(y - x == c for (x, y), c in zip(cbox, enc.chunk_shape))
-            if whole and full_size and index not in self._partial:
-                self._put(index, src)
-                continue
-            slot = self._partial.get(index)
-            if slot is None:
-                buf = np.full(enc.chunk_shape, enc.fill_value, dtype=enc.dtype)
-                slot = self._partial[index] = [buf, math.prod(y - x for x, y in cbox)]
-            dst = tuple(slice(x - cx, y - cx) for x, y, (cx, _) in zip(lo, hi, cbox))
-            slot[0][dst] = src
-            slot[1] -= math.prod(y - x for x, y in zip(lo, hi))
-            if slot[1] == 0:
-                del self._partial[index]
-                self._put(index, slot[0])
-
-    def _put(self, index, chunk: np.ndarray) -> None:
-        if index in self.encoded:
-            raise ValueError(f"inner chunk {index} of shard {self.region} given twice")
-        data = self.encoder.encode_chunk(chunk)
-        self.encoded[index] = data  # None: all fill value, left out
-
-    def finish(self) -> tuple[list, int] | None:
-        """``(blocks, size)``: the shard's bytes as a list of blocks, or None when every
-        chunk is fill value (zarr writes no shard then)."""
-        if self._partial:
-            raise ValueError(f"shard {self.region}: {len(self._partial)} inner chunks "
-                             "are incomplete")
-        enc = self.encoder
-        # chunks entirely outside the array are never added: they are empty
+        if self._open_sink is not None:
+            if self.sink is not None:
+                self.sink.append(enc.index_bytes(self._spans, 0))
+            return self.sink
         blocks, spans, pos = [], {}, 0
-        for index in enc.order:
-            data = self.encoded.get(index)
-            if data:
-                blocks.append(data)
-                spans[index] = (pos, len(data))
-                pos += len(data)
-        self.encoded.clear()
+        buf = memoryview(self._buf)
+        for local in enc.order:
+            if local in self._held:
+                start, length = self._held[local]
+                blocks.append(buf[start:start + length])
+                spans[local] = (pos, length)
+                pos += length
+        self._held, self._buf = {}, bytearray()
         if not blocks:
             return None
         if enc.index_at_start:
-            blocks.insert(0, enc.index(spans, enc.index_size))
+            blocks.insert(0, enc.index_bytes(spans, enc.index_size))
         else:
-            blocks.append(enc.index(spans, 0))
+            blocks.append(enc.index_bytes(spans, 0))
         return blocks, pos + enc.index_size

@@ -1,9 +1,10 @@
 """Shard tasks, and the loop that feeds their results to the archive writer.
 
-A task (:class:`Work`) computes a shard's pixels slab by slab, encodes its inner chunks as they
-complete (:mod:`.sharding`) and, when a pyramid level follows, downsamples each slab into a piece
-of that level (:func:`shard_task`), so it can run anywhere (threads, processes, ``dask.distributed`` workers);
-only the encoded bytes and the piece travel back.  :func:`stream` keeps a window of tasks in
+A task (:class:`Work`) computes some whole inner chunks of a level (a slab of a shard, or
+chunks assembled from the level above), encodes them (:mod:`.sharding`) and, when a pyramid
+level follows, downsamples them into a piece of that level (:func:`encode_task`), so it can run
+anywhere (threads, processes, ``dask.distributed`` workers); only the encoded chunks and the
+piece travel back.  :func:`stream` keeps a window of tasks in
 flight, hands each result over in the calling thread, and runs first the tasks that a result
 makes ready (the next level's shards), which bounds memory by the window whatever the image
 size.  :func:`read_shard` reads a shard back from the archive being written (by path and byte
@@ -28,71 +29,38 @@ import numpy as np
 
 from .errors import OzxError
 
-__all__ = ["WriteCancelled", "Work", "shard_task", "slab_chunks", "slab_regions", "split_slabs",
-           "read_shard", "regions", "shard_key", "n_shards", "stream"]
+__all__ = ["WriteCancelled", "Work", "encode_task", "slab_chunks", "slab_regions", "read_shard", "regions", "shard_key", "n_shards", "stream"]
 
 
 class WriteCancelled(OzxError):
     """The write was cancelled; the destination was left as it was."""
 
 
-def shard_task(parts: Iterable, meta_json: bytes, region: tuple, slabs: list, unique: bool,
-               step, method: str):
-    """Encode one shard, given as ``parts`` (the pixels of its ``slabs``, one after another);
-    with a ``step``, also downsample each slab for the next level.  Returns
-    ``(entries, unique values or None, [(box, piece)])``, an entry being
-    ``(key, blocks, size)``: the shard's bytes as a list of blocks.
-
-    The slabs are computed one at a time and each inner chunk is encoded as soon as a slab
-    completes it (:mod:`.sharding`), so a shard costs one slab and its encoded chunks.
+def encode_task(parts: Iterable, meta_json: bytes, boxes: list, unique: bool, step,
+                method: str):
+    """Encode the inner chunks of ``boxes`` (each whole inner chunks of the array described by
+    ``meta_json``), given as ``parts`` (their pixels, computed one after another); with a
+    ``step``, also downsample each box for the next level.  Returns
+    ``([(chunk index, bytes or None)], unique values or None, [(box, piece)])``.
     """
     from .cascade import piece_box
     from .pyramid import downsample_block
     from .sharding import ShardEncoder
 
     encoder = ShardEncoder.from_metadata(meta_json)
-    builder = encoder.shard(region) if encoder is not None else None
-    values, pieces, kept = None, [], []
-    for slab, block in zip(slabs, parts):
+    if encoder is None:  # the save creates only layouts it covers
+        raise OzxError("no shard encoder for this array's layout")
+    values, pieces, chunks = None, [], []
+    for box, block in zip(boxes, parts):
         block = np.asarray(block)
-        if builder is not None:
-            builder.add(slab, block)
-        else:
-            kept.append((slab, block))
+        chunks += encoder.encode_box(box, block)
         if unique:
             found = np.unique(block)
             values = found if values is None else np.union1d(values, found)
         if step is not None:
-            pieces.append((piece_box(slab, step), downsample_block(block, step, method)))
+            pieces.append((piece_box(box, step), downsample_block(block, step, method)))
         del block
-    if builder is None:
-        return _zarr_shard(meta_json, region, kept), values, pieces
-    out = builder.finish()
-    entries = [] if out is None else [(encoder.key(region), *out)]
-    return entries, values, pieces
-
-
-def _zarr_shard(meta_json: bytes, region: tuple, slabs: list) -> list:
-    """The entries of one shard encoded by zarr (for layouts :mod:`.sharding` does not
-    cover): the shard assembled from its slabs, written to a throw-away in-memory store."""
-    import zarr
-    from zarr.core.buffer import cpu
-    from zarr.storage import MemoryStore
-
-    shard = np.empty(tuple(b - a for a, b in region), dtype=slabs[0][1].dtype)
-    for slab, block in slabs:
-        shard[tuple(slice(a - r, b - r) for (a, b), (r, _) in zip(slab, region))] = block
-    slabs.clear()
-    d = {"zarr.json": cpu.Buffer.from_bytes(meta_json)}
-    arr = zarr.open_array(MemoryStore(d), mode="r+", zarr_format=3)
-    arr[tuple(slice(a, b) for a, b in region)] = shard
-    del shard
-    out = []
-    for k, v in d.items():
-        if k != "zarr.json":
-            view = v.as_numpy_array()  # a view of zarr's buffer, no copy of a whole shard
-            out.append((k, [view], view.nbytes))
-    return out
+    return chunks, values, pieces
 
 
 def slab_chunks(shape, shards, chunks, step=None, source_chunks=None) -> tuple:
@@ -130,17 +98,6 @@ def slab_regions(slab_grid: tuple, region: tuple, origin=None) -> list[tuple[tup
               for st, (a, b) in zip(starts, region)]
     return [(index, tuple((st[i], st[i] + c[i]) for st, c, i in zip(starts, slab_grid, index)))
             for index in itertools.product(*ranges)]
-
-
-def split_slabs(pixels: np.ndarray, region: tuple, chunks, step=None) -> tuple[list, list]:
-    """A shard in memory as the slabs of :func:`slab_chunks`: ``(views, their regions)``."""
-    shape = tuple(b - a for a, b in region)
-    origin = tuple(a for a, _ in region)
-    slabs = [sub for _, sub in slab_regions(slab_chunks(shape, shape, chunks, step), region,
-                                            origin)]
-    views = [pixels[tuple(slice(a - o, b - o) for (a, b), o in zip(sub, origin))]
-             for sub in slabs]
-    return views, slabs
 
 
 @dataclass
@@ -240,7 +197,7 @@ def stream(work: Iterable[Work], on_result: Callable[[Work, Any], Iterable[Work]
     scheduler = dask.base.get_scheduler()
     if scheduler is None or scheduler is dask.threaded.get:
         # Threads (dask's default): the window's threads ARE the pool; each computes its
-        # shard start to finish, so memory is the window times one shard's working set
+        # task start to finish, so memory is the window times one task's working set
         # (nested thread pools would multiply both threads and memory).
         scheduler = dask.get
     elif scheduler is dask.get:

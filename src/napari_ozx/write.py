@@ -39,8 +39,8 @@ from . import cascade as C
 from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
-from .shards import (WriteCancelled, Work, n_shards, read_shard, regions, shard_key, shard_task,
-                     slab_chunks, slab_regions, split_slabs, stream)
+from .shards import (WriteCancelled, Work, encode_task, n_shards, read_shard, regions, shard_key,
+                     slab_chunks, slab_regions, stream)
 from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
 __all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
@@ -427,14 +427,15 @@ class _Job:
     def _write_multiscale(self, ap: ArrayPlan) -> None:
         n_levels = len(ap.levels) + len(ap.steps)
         arrays = [self._create_array(ap, k) for k in range(n_levels)]
-        grids = [C.Grid(shape, shards) for _, _, shape, shards in arrays]
-        if ap.steps and self.pyramid_from == "written" and C.aligned(grids, ap.steps):
+        chunk_grids = [C.Grid(self.layouts[(ap.path, j)][0], self.layouts[(ap.path, j)][1])
+                       for j in range(n_levels)]
+        if ap.steps and self.pyramid_from == "written" and C.aligned(chunk_grids, ap.steps):
             for k in range(len(ap.levels) - 1):
                 self._write_level(ap, arrays, k, ap.levels[k])
             self._write_level(ap, arrays, len(ap.levels) - 1, ap.levels[-1], cascade=True)
             return
         # Computed levels one after another: from the source (pyramid_from="source"), or
-        # from the level before as written (read back) when shards and windows do not align.
+        # from the level before as written (read back) when chunks and windows do not align.
         source, previous = ap.levels[0], None
         for k in range(n_levels):
             if k < len(ap.levels):
@@ -450,61 +451,128 @@ class _Job:
     def _write_level(self, ap: ArrayPlan, arrays: list, k: int, level: da.Array, *,
                      cascade: bool = False) -> None:
         """Write level ``k``; with ``cascade``, every level below it too, each built from the
-        shards of the one above as they are encoded (:mod:`.cascade`)."""
+        inner chunks of the one above as they are encoded (:mod:`.cascade`)."""
+        from .sharding import ShardEncoder
+
         name, meta, shape, shards = arrays[k]
         if tuple(level.shape) != tuple(shape):
             raise OzxError(f"level {name} has shape {tuple(level.shape)}, expected {shape}",
                            archive=self.path, entry=f"{name}/zarr.json")
-        grids = [C.Grid(a[2], a[3]) for a in arrays[k:]] if cascade else [C.Grid(shape, shards)]
+        below = arrays[k:] if cascade else arrays[k:k + 1]
         steps = ap.steps[k - len(ap.levels) + 1:] if cascade else []
-        chunks = [self.layouts[(ap.path, j)][1] for j in range(k, k + len(grids))]
-        spots = grids[0].regions
-        order = C.visit_order(grids, steps) if steps else range(len(spots))
-        assemblies = [C.Assembly(g, level.dtype) for g in grids[1:]]
+        chunks = [self.layouts[(ap.path, j)][1] for j in range(k, k + len(below))]
+        encoders = [ShardEncoder.from_metadata(a[1]) for a in below]
+        if any(e is None for e in encoders):  # _create_array makes only layouts it covers
+            raise OzxError(f"no shard encoder for the layout of {name}", archive=self.path)
+        grids = [C.Grid(a[2], a[3]) for a in below]
+        # the pieces of a level are gathered into whole inner chunks of the next
+        assemblies = [C.Assembly(C.Grid(g.shape, c), level.dtype)
+                      for g, c in zip(grids[1:], chunks[1:])]
         unique = ap.kind == "labels" and k == 0
 
         def step_of(depth: int):
             """The step from level k + depth to the next one (None: the last level)."""
             return steps[depth] if depth < len(steps) else None
 
-        # Level k's shards, as slabs computed one after another (see shards.slab_chunks)
+        # Level k's shards, as slabs computed one after another (see shards.slab_chunks),
+        # the shards in visit order; the first shard not yet written streams into the archive
         slab_grid = slab_chunks(shape, shards, chunks[0], step_of(0), level.chunks)
         blocks = level.rechunk(slab_grid).to_delayed(optimize_graph=True)
+        spots = grids[0].regions
+        order = C.visit_order(grids, steps) if steps else range(len(spots))
+        heads = [grids[0].index_at([a for a, _ in spots[i]]) for i in order]
+        head = 0
+        builders: list[dict] = [{} for _ in below]
+        waiting: list[tuple[str, tuple]] = []  # shards of lower levels, while level k streams
 
-        def slabs_of(region) -> tuple[list, list]:
-            slabs = slab_regions(slab_grid, region)
-            return [blocks[ix] for ix, _ in slabs], [sub for _, sub in slabs]
+        def entry(depth: int, index) -> str:
+            return f"{below[depth][0]}/{encoders[depth].key(index)}"
 
-        def work(depth: int, data: list, subs: list, region) -> Work:
-            meta_k = arrays[k + depth][1]
-            return Work(shard_task, data, (meta_k, region, subs, unique and depth == 0,
-                                           step_of(depth), ap.method), tag=(depth, region))
+        def builder(depth: int, index):
+            b = builders[depth].get(index)
+            if b is None:
+                b = builders[depth][index] = encoders[depth].shard(index)
+            return b
 
-        def assembled(depth: int, region, pixels: np.ndarray) -> Work:
-            """A complete shard of level k + depth, in slabs (views of its pixels)."""
-            return work(depth, *split_slabs(pixels, region, chunks[depth], step_of(depth)),
-                        region)
+        def streaming() -> bool:
+            b = builders[0].get(heads[head]) if head < len(heads) else None
+            return b is not None and b.sink is not None
+
+        def write_held(depth: int, b) -> None:
+            """A complete shard held in memory: to the archive, or to wait for its end."""
+            out = b.finish()
+            del builders[depth][b.index]
+            self._tick()
+            if out is not None:
+                waiting.append((entry(depth, b.index), out))
+            if not streaming():
+                flush()
+
+        def flush() -> None:
+            while waiting:
+                key, (parts, size) = waiting.pop(0)
+                self.writer.write_stream(key, parts, size)
+
+        def advance() -> None:
+            """Write level k's shards that are complete, in visit order; stream the next."""
+            nonlocal head
+            while head < len(heads):
+                index = heads[head]
+                b = builder(0, index)
+                if not b.complete:
+                    if not b.streamed:
+                        b.stream_to(lambda i=index: self.writer.open_entry(entry(0, i)))
+                    return
+                head += 1
+                if b.streamed:
+                    sink = b.finish()
+                    if sink is not None:
+                        sink.commit()
+                    del builders[0][index]
+                    self._tick()
+                    flush()
+                else:  # complete before its turn (or held whole: index at the start)
+                    write_held(0, b)
+
+        def work(depth: int, data: list, boxes: list) -> Work:
+            return Work(encode_task, data, (below[depth][1], boxes, unique and depth == 0,
+                                            step_of(depth), ap.method), tag=depth)
 
         def on_result(w: Work, result) -> list[Work]:
-            depth, region = w.tag
-            entries, values, pieces = result
-            name_k = arrays[k + depth][0]
-            for key, blocks, size in entries:
-                self.writer.write_stream(f"{name_k}/{key}", blocks, size)
+            depth = w.tag
+            encoded, values, pieces = result
+            complete = {}
+            for chunk, data in encoded:
+                index, local = encoders[depth].shard_of(chunk)
+                b = builder(depth, index)
+                b.put(local, data)
+                if b.complete:
+                    complete[index] = b
             if values is not None:
                 prev = self.values.get(ap.path)
                 self.values[ap.path] = values if prev is None else np.union1d(prev, values)
-            self._tick()
-            done = []
+            if depth == 0:
+                advance()
+            else:
+                for b in complete.values():
+                    write_held(depth, b)
+            new = []
             for box, piece in pieces:
-                done += assemblies[depth].add(box, piece)
-            return [assembled(depth + 1, r, pixels) for r, pixels in done]
+                done = assemblies[depth].add(box, piece)
+                if done:
+                    new.append(work(depth + 1, [px for _, px in done], [r for r, _ in done]))
+            return new
 
-        stream((work(0, *slabs_of(spots[i]), region=spots[i]) for i in order), on_result,
-               self.cancel)
-        left = [a.pending for a in assemblies]
-        if any(left):  # every piece was delivered, so this would be a bug, not bad input
-            raise OzxError(f"pyramid of {name} left shards unfinished per level: {left}",
+        def level_k():
+            for i in order:
+                for ix, sub in slab_regions(slab_grid, spots[i]):
+                    yield work(0, [blocks[ix]], [sub])
+
+        advance()
+        stream(level_k(), on_result, self.cancel)
+        left = [len(b) for b in builders] + [a.pending for a in assemblies]
+        if head < len(heads) or any(left):  # every chunk was delivered: a bug, not bad input
+            raise OzxError(f"pyramid of {name} left shards or chunks unfinished: {left}",
                            archive=self.path)
 
     def _read_back(self, name, meta, shape, shards, dtype) -> da.Array:

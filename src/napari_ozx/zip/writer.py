@@ -47,7 +47,7 @@ from ..errors import NotOmeZarrError, OzxError
 from . import records as R
 from .archive import is_metadata_name
 
-__all__ = ["OzxWriter", "rfc9_comment", "rfc9_sort_key", "PADDING_EXTRA_ID"]
+__all__ = ["OzxWriter", "EntryStream", "rfc9_comment", "rfc9_sort_key", "PADDING_EXTRA_ID"]
 
 #: Extra-field id of the alignment padding (the one Android's zipalign uses).
 PADDING_EXTRA_ID = 0xD935
@@ -189,6 +189,8 @@ class OzxWriter:
         self.require_root = require_root
         self._mtime, self._mdate = date_time or _dos_now()
         self._lock = threading.Lock()
+        self._tail_free = threading.Condition(self._lock)
+        self._open: EntryStream | None = None  # an entry of unknown size holds the tail
         self._metadata: dict[str, bytes] = {}
         # Data entries, compactly (millions of small chunks must not cost an object each):
         # name -> row of the columns below.  A rewritten name points at its new row; the old
@@ -334,6 +336,29 @@ class OzxWriter:
             raise
         self._release(name, row, crc)
 
+    def open_entry(self, name: str) -> EntryStream:
+        """Start a data entry whose size is not known yet: :meth:`EntryStream.append` writes
+        its bytes at once (nothing is held in memory), :meth:`EntryStream.commit` writes its
+        header.  The entry holds the end of the archive until it is committed or dropped, so
+        entries written meanwhile from other threads wait for it."""
+        if is_metadata_name(name):
+            raise ValueError(f"{name!r} is a metadata entry")
+        key = name.encode("utf-8")
+        row, header_pos, padding = self._reserve(name, key, 0, open_ended=True)
+        assert self._open is not None
+        return self._open
+
+    def _close_entry(self, stream: EntryStream, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._size[stream.row] = stream.size
+                self._end = stream.data_pos + stream.size
+            else:
+                self._end = stream.header_pos
+            self._open = None
+            self._tail_free.notify_all()
+        self._release(stream.name, stream.row, stream.crc if ok else None)
+
     def write_file(self, name: str, path: str | os.PathLike, *, block: int = STREAM_BLOCK,
                    progress=None) -> int:
         """Append the file at ``path`` as entry ``name``, streaming it; returns its size."""
@@ -361,13 +386,22 @@ class OzxWriter:
 
     # ------------------------------------------------------------------ layout
 
-    def _reserve(self, name: str, key: bytes, size: int) -> tuple[int, int, bytes]:
-        """Reserve the byte range of a new data entry: (row, local header offset, padding)."""
+    def _reserve(self, name: str, key: bytes, size: int, open_ended: bool = False
+                 ) -> tuple[int, int, bytes]:
+        """Reserve the byte range of a new data entry: (row, local header offset, padding).
+        ``open_ended``: the entry's size is not known; it holds the end of the archive (as
+        :attr:`_open`) until :meth:`_close_entry`."""
         self._check_open()
         _check_name(name, self.path)
         with self._lock:
             if name in self._metadata:
                 raise OzxError("written as metadata, then as data", archive=self.path, entry=name)
+            while self._open is not None:
+                if self._open.thread == threading.get_ident():
+                    raise OzxError(f"{self._open.name!r} is still open: finish it before "
+                                   "writing another entry", archive=self.path, entry=name)
+                self._tail_free.wait()
+            self._check_open()
             if self._data_start is None:
                 self._lay_out_metadata_first()
             header_pos = self._end
@@ -386,6 +420,8 @@ class OzxWriter:
             self._pending += 1
             # A rewrite replaces the earlier entry in the central directory.
             self._rows[name] = row
+            if open_ended:
+                self._open = EntryStream(self, name, key, row, header_pos, padding)
         return row, header_pos, padding
 
     def _written(self, n: int) -> None:
@@ -597,6 +633,9 @@ class OzxWriter:
         if self._closed:
             return
         self._closed = True
+        with self._lock:  # nobody waits for an open entry of an aborted archive
+            self._open = None
+            self._tail_free.notify_all()
         if self._fd >= 0:
             try:
                 os.close(self._fd)
@@ -632,6 +671,56 @@ class OzxWriter:
                 self.abort()
         except Exception:
             pass
+
+
+class EntryStream:
+    """A data entry being appended (see :meth:`OzxWriter.open_entry`)."""
+
+    def __init__(self, writer: OzxWriter, name: str, key: bytes, row: int, header_pos: int,
+                 padding: bytes):
+        self.writer, self.name, self.key, self.row = writer, name, key, row
+        self.header_pos, self.padding = header_pos, padding
+        self.data_pos = header_pos + _local_size(key) + len(padding)
+        self.size = 0
+        self.crc = 0
+        self.thread = threading.get_ident()
+        self.done = False
+
+    def append(self, data) -> int:
+        """Write ``data`` at the end of the entry; returns its offset inside the entry."""
+        if self.done:
+            raise OzxError("the entry is finished", archive=self.writer.path, entry=self.name)
+        view = memoryview(data).cast("B")
+        at = self.size
+        try:
+            self.crc = zlib.crc32(view, self.crc)
+            _pwrite_all(self.writer._fd, view, self.data_pos + at)
+        except BaseException:
+            self.drop()
+            raise
+        self.size += len(view)
+        self.writer._written(len(view))
+        return at
+
+    def commit(self) -> None:
+        """Write the header: the entry is complete and the archive's end free again."""
+        if self.done:
+            return
+        w = self.writer
+        try:
+            _pwrite_all(w._fd, w._local_header(self.key, self.size, self.crc, self.padding),
+                        self.header_pos)
+        except BaseException:
+            self.drop()
+            raise
+        self.done = True
+        w._close_entry(self, ok=True)
+
+    def drop(self) -> None:
+        """Forget the entry (its bytes are overwritten by what comes next)."""
+        if not self.done:
+            self.done = True
+            self.writer._close_entry(self, ok=False)
 
 
 class _DoesNotFit(Exception):
