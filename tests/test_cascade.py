@@ -86,10 +86,17 @@ def test_every_source_block_is_computed_once(tmp_path):
     assert "3" in g  # levels below 0 came from memory: nothing was read back or recomputed
 
 
-def test_unaligned_shards_fall_back_to_reading_the_level_back(tmp_path):
+def test_unaligned_chunks_fall_back_to_reading_the_level_back(tmp_path, monkeypatch):
+    from napari_ozx.write import _Job
+
+    read_back = []
+    real = _Job._read_back
+    monkeypatch.setattr(_Job, "_read_back",
+                        lambda self, *a: read_back.append(a[0]) or real(self, *a))
     img = _pixels(3, (95, 101))
     out = tmp_path / "odd.ozx"
-    write_ozx(out, img, chunks=(5, 5), shards=(15, 15))  # 15 holds no whole 2x2 windows
+    write_ozx(out, img, chunks=(5, 5), shards=(15, 15))  # 5 holds no whole 2x2 windows
+    assert read_back[:2] == ["0", "1"]
     g = open_ozx(out)
     for k, ref in enumerate(_reference(img, (5, 5), ["space"] * 2, "mean")):
         np.testing.assert_array_equal(g[str(k)][:], ref)
@@ -180,3 +187,33 @@ def test_single_threaded_scheduler_gives_the_same_pyramid(tmp_path):
     assert sorted(ga.array_keys()) == sorted(gb.array_keys())
     for p in ga.array_keys():
         np.testing.assert_array_equal(ga[p][:], gb[p][:])
+
+
+def test_no_encoded_shard_of_the_written_level_is_held(tmp_path):
+    """The shard being written streams into the archive and lower levels wait as encoded
+    chunks: Python's peak allocation stays under 4 shards' pixels (incompressible data, so an
+    encoded shard is as big as its pixels; the code before held about 6 shards' worth)."""
+    import tracemalloc
+
+    shape, shards = (128, 1024, 1024), (128, 256, 256)
+
+    def block(block_info=None):
+        loc = block_info[None]["array-location"]
+        seed = loc[0][0] * 1000 + loc[1][0] * 10 + loc[2][0]
+        return np.random.default_rng(seed).integers(
+            0, 4096, size=tuple(b - a for a, b in loc), dtype="uint16")
+
+    src = da.map_blocks(block, chunks=da.core.normalize_chunks((32, 256, 256), shape),
+                        dtype="uint16")
+    shard_bytes = 2 * int(np.prod(shards))
+    tracemalloc.start()
+    try:
+        with dask.config.set(scheduler="threads", num_workers=2):
+            write_ozx(tmp_path / "m.ozx", src, axes="zyx", chunks=(32, 64, 64), shards=shards)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * shard_bytes, f"peak {peak / 2**20:.0f} MiB for {shard_bytes >> 20} MiB shards"
+    g = open_ozx(tmp_path / "m.ozx")
+    np.testing.assert_array_equal(g["0"][40:70, 500:530, 900:1000],
+                                  np.asarray(src[40:70, 500:530, 900:1000]))

@@ -2,20 +2,24 @@
 
 The one code path behind :func:`write_ozx` (scripts), the npe2 writer and the export widget.
 
-Data flow: layers -> :class:`Plan` (grouping, axes, storage layout; :mod:`.ome.write` makes
-the metadata) -> one task per shard (:mod:`.shards`) that computes the shard's pixels slab by
-slab, encodes them with zarr (into a throw-away in-memory store) and downsamples them for the
-next pyramid level -> the encoded shard goes back to the caller's process, which appends it to
-the archive (:class:`~.zip.writer.OzxWriter`), and the downsampled piece to the shard of the
-next level it belongs to (:mod:`.cascade`), which becomes a task once it is complete.
+Data flow: layers -> :class:`Plan` (grouping, axes, storage layout; zarr makes each array's
+``zarr.json``, :mod:`.ome.write` the OME metadata) -> one task per slab of a shard
+(:mod:`.shards`) that computes the slab's pixels, encodes its inner chunks (:mod:`.sharding`,
+the bytes zarr's sharding codec writes) and downsamples them for the next pyramid level -> the
+encoded chunks go back to the caller's process, which appends them to the archive as they come
+(the shard being written is an open entry of :class:`~.zip.writer.OzxWriter`), and the
+downsampled piece to the inner chunks of the next level it belongs to (:mod:`.cascade`),
+which become a task once they are complete; a shard of those levels waits, encoded, until its
+last chunk is in.
 
 So the work runs on whatever dask scheduler is active (threads, processes, a
 ``dask.distributed`` cluster) while the archive is written by one process; at most a window of
-shards is in flight, which bounds memory whatever the image size.  Every source pixel is
-computed once and no level is read back: pyramid level ``k+1`` is made from level ``k``'s
-pixels as they are written.  Only where the shards do not hold whole downsampling windows is
-level ``k`` read back from the archive being written (by path, so workers on this machine can
-do it); with ``pyramid_from="source"`` the levels are chained lazily from the source instead.
+tasks is in flight, which bounds memory whatever the image size (a slab per task, plus about
+one encoded shard per pyramid level).  Every source pixel is computed once and no level is
+read back: pyramid level ``k+1`` is made from level ``k``'s pixels as they are written.  Only
+where the inner chunks do not hold whole downsampling windows is level ``k`` read back from the
+archive being written (by path, so workers on this machine can do it); with
+``pyramid_from="source"`` the levels are chained lazily from the source instead.
 
 Nothing reaches the destination before the archive is complete: a failure, an exception in
 the data, or a cancel leaves the file that was there (if any) as it was.
