@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["ShardEncoder", "ShardBuilder", "morton_order"]
+__all__ = ["ShardEncoder", "ShardBuilder", "MemoryHold", "morton_order"]
 
 _EMPTY = 2**64 - 1
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -118,8 +118,8 @@ class ShardEncoder:
         """The store key of shard ``index`` (default chunk key encoding)."""
         return self.separator.join(["c", *map(str, index)])
 
-    def shard(self, index: Sequence[int]) -> ShardBuilder:
-        return ShardBuilder(self, tuple(index))
+    def shard(self, index: Sequence[int], hold=None) -> ShardBuilder:
+        return ShardBuilder(self, tuple(index), hold)
 
     def shard_region(self, index: Sequence[int]) -> tuple:
         return tuple((i * k, min((i + 1) * k, s))
@@ -241,27 +241,46 @@ def _from_metadata(meta_json: bytes) -> ShardEncoder | None:
         return None
 
 
+class MemoryHold:
+    """Where a held shard keeps its encoded chunks by default: one growing buffer (not one
+    allocation per chunk, which would pin as many holes of the heap)."""
+
+    def __init__(self):
+        self._buf = bytearray()
+
+    def append(self, data) -> int:
+        at = len(self._buf)
+        self._buf += data
+        return at
+
+    def read(self, offset: int, length: int):
+        return memoryview(self._buf)[offset:offset + length]
+
+    def close(self) -> None:
+        self._buf = bytearray()
+
+
 class ShardBuilder:
     """The encoded inner chunks of one shard, collected in any order (:meth:`put`), until
     every chunk inside the array is in (:attr:`complete`).
 
-    Held, the chunks stay in memory and :meth:`finish` answers the shard's bytes (chunks in
-    zarr's Morton order, then the index).  Streamed (:meth:`stream_to`), every chunk is
-    appended to a sink as it comes, in arrival order, and only its span is kept;
-    :meth:`finish` appends the index.  The sink is opened at the first non-empty chunk, so
-    a shard of fill value only never opens one (zarr writes no such shard).
+    Held, the chunks are kept by ``hold`` (an object with ``append(bytes) -> offset``,
+    ``read(offset, length)`` and ``close()``; in memory by default, the caller may give one
+    that spills to a file) and :meth:`finish` answers the shard's bytes (chunks in zarr's
+    Morton order, then the index).  Streamed (:meth:`stream_to`), every chunk is appended to
+    a sink as it comes, in arrival order, and only its span is kept; :meth:`finish` appends
+    the index.  The sink is opened at the first non-empty chunk, so a shard of fill value
+    only never opens one (zarr writes no such shard).
     """
 
-    def __init__(self, encoder: ShardEncoder, index: tuple[int, ...]):
+    def __init__(self, encoder: ShardEncoder, index: tuple[int, ...], hold=None):
         self.encoder = encoder
         self.index = tuple(index)
         self.region = encoder.shard_region(self.index)
         self.expected = encoder.chunks_in(self.index)
         self.received = 0
-        # held chunks, one after another in one buffer (not one allocation each, which
-        # would pin as many holes of the heap): local index -> (offset, length)
-        self._held: dict[tuple[int, ...], tuple[int, int]] = {}
-        self._buf = bytearray()
+        self._hold = hold if hold is not None else MemoryHold()
+        self._held: dict[tuple[int, ...], tuple[int, int]] = {}  # local -> (offset, length)
         self._spans: dict[tuple[int, ...], tuple[int, int]] = {}
         self._open_sink = None
         self.sink = None
@@ -284,8 +303,7 @@ class ShardBuilder:
         if not data:
             return
         if self._open_sink is None:
-            self._held[local] = (len(self._buf), len(data))
-            self._buf += data
+            self._held[local] = (self._hold.append(data), len(data))
         else:
             self._append(local, data)
 
@@ -301,15 +319,15 @@ class ShardBuilder:
             return  # the index goes first: the shard must be held whole
         self._open_sink = open_sink
         held, self._held = self._held, {}
-        buf, self._buf = memoryview(self._buf), bytearray()
         for local in self.encoder.order:
             if local in held:
-                start, length = held.pop(local)
-                self._append(local, buf[start:start + length])
+                self._append(local, self._hold.read(*held[local]))
+        self._hold.close()
 
     def finish(self):
-        """Held: ``(blocks, size)`` or None (every chunk fill value).  Streamed: the sink,
-        with the index appended, or None when it was never opened."""
+        """Held: ``(blocks, size)`` or None (every chunk fill value); ``blocks`` is an
+        iterator that reads the chunks from the hold as it goes, and closes it.  Streamed:
+        the sink, with the index appended, or None when it was never opened."""
         if not self.complete:
             raise ValueError(f"shard {self.index}: {self.expected - self.received} inner "
                              "chunks are missing")
@@ -318,19 +336,27 @@ class ShardBuilder:
             if self.sink is not None:
                 self.sink.append(enc.index_bytes(self._spans, 0))
             return self.sink
-        blocks, spans, pos = [], {}, 0
-        buf = memoryview(self._buf)
-        for local in enc.order:
-            if local in self._held:
-                start, length = self._held[local]
-                blocks.append(buf[start:start + length])
-                spans[local] = (pos, length)
-                pos += length
-        self._held, self._buf = {}, bytearray()
-        if not blocks:
+        held, self._held = self._held, {}
+        if not held:
+            self._hold.close()
             return None
-        if enc.index_at_start:
-            blocks.insert(0, enc.index_bytes(spans, enc.index_size))
-        else:
-            blocks.append(enc.index_bytes(spans, 0))
-        return blocks, pos + enc.index_size
+        order = [local for local in enc.order if local in held]
+        spans, pos = {}, 0
+        for local in order:
+            spans[local] = (pos, held[local][1])
+            pos += held[local][1]
+        index = enc.index_bytes(spans, enc.index_size if enc.index_at_start else 0)
+        hold = self._hold
+
+        def blocks():
+            try:
+                if enc.index_at_start:
+                    yield index
+                for local in order:
+                    yield hold.read(*held[local])
+                if not enc.index_at_start:
+                    yield index
+            finally:
+                hold.close()
+
+        return blocks(), pos + enc.index_size

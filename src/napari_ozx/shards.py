@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import OzxError
 
-__all__ = ["WriteCancelled", "Work", "encode_task", "slab_chunks", "slab_regions", "read_shard", "regions", "shard_key", "n_shards", "stream"]
+__all__ = ["WriteCancelled", "Work", "Spill", "encode_task", "slab_chunks", "slab_regions", "read_shard", "regions", "shard_key", "n_shards", "stream"]
 
 
 class WriteCancelled(OzxError):
@@ -98,6 +98,53 @@ def slab_regions(slab_grid: tuple, region: tuple, origin=None) -> list[tuple[tup
               for st, (a, b) in zip(starts, region)]
     return [(index, tuple((st[i], st[i] + c[i]) for st, c, i in zip(starts, slab_grid, index)))
             for index in itertools.product(*ranges)]
+
+
+class Spill:
+    """Bytes set aside in an unnamed temporary file in ``directory`` until they are written:
+    they wait in the page cache, not in this process's memory (a shard of a lower pyramid
+    level collects its chunks over many shards of the level above).  The file is created at
+    the first :meth:`append` and gone at :meth:`close`."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.fd = -1
+        self.size = 0
+
+    def _open(self) -> None:
+        try:
+            self.fd = os.open(self.directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except (AttributeError, OSError):  # no O_TMPFILE here, or not on this file system
+            import tempfile
+
+            with tempfile.TemporaryFile(dir=self.directory) as f:
+                self.fd = os.dup(f.fileno())
+
+    def append(self, data) -> int:
+        if self.fd < 0:
+            self._open()
+        view = memoryview(data).cast("B")
+        at = self.size
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self.fd, view[done:], at + done)
+        self.size += len(view)
+        return at
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = os.pread(self.fd, length, offset)
+        while len(data) < length:  # pread may return less; a short file is a bug here
+            more = os.pread(self.fd, length - len(data), offset + len(data))
+            if not more:
+                raise OzxError(f"spill file ended at {offset + len(data)} of "
+                               f"{offset + length}")
+            data += more
+        return data
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 @dataclass

@@ -43,7 +43,7 @@ from . import cascade as C
 from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
-from .shards import (WriteCancelled, Work, encode_task, n_shards, read_shard, regions, shard_key,
+from .shards import (Spill, WriteCancelled, Work, encode_task, n_shards, read_shard, regions, shard_key,
                      slab_chunks, slab_regions, stream)
 from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
@@ -369,6 +369,8 @@ class _Job:
                 self.layouts[(ap.path, k)] = (shp, chunks, shards)
                 self.total += n_shards(shp, shards)
         self.values: dict[str, np.ndarray] = {}
+        # encoded shards that wait for their last chunk wait on disk, beside the archive
+        self.spill_dir = os.path.dirname(os.path.abspath(self.path))
         # last: the temporary file beside the destination exists only while run() runs
         self.store = OzxWriteStore(self.path)
         self.writer = self.store.writer
@@ -492,10 +494,13 @@ class _Job:
         def entry(depth: int, index) -> str:
             return f"{below[depth][0]}/{encoders[depth].key(index)}"
 
+        spills: list[Spill] = []  # closed at the end whatever happens
+
         def builder(depth: int, index):
             b = builders[depth].get(index)
             if b is None:
-                b = builders[depth][index] = encoders[depth].shard(index)
+                spills.append(Spill(self.spill_dir))
+                b = builders[depth][index] = encoders[depth].shard(index, spills[-1])
             return b
 
         def streaming() -> bool:
@@ -572,8 +577,12 @@ class _Job:
                 for ix, sub in slab_regions(slab_grid, spots[i]):
                     yield work(0, [blocks[ix]], [sub])
 
-        advance()
-        stream(level_k(), on_result, self.cancel)
+        try:
+            advance()
+            stream(level_k(), on_result, self.cancel)
+        finally:
+            for spill in spills:
+                spill.close()
         left = [len(b) for b in builders] + [a.pending for a in assemblies]
         if head < len(heads) or any(left):  # every chunk was delivered: a bug, not bad input
             raise OzxError(f"pyramid of {name} left shards or chunks unfinished: {left}",
