@@ -284,8 +284,10 @@ def _stream_distributed(client, window, take, ready, on_result, check_cancel) ->
     from distributed import as_completed
 
     def submit(w: Work):
-        data = [client.compute(d) if dask.is_dask_collection(d) else client.scatter(d)
-                for d in w.data]
+        # hash=False: two tasks may hold equal pixels (chunks of zeros); hashed, they would
+        # share one key, which the first to finish would release under the other
+        data = [client.compute(d) if dask.is_dask_collection(d)
+                else client.scatter(d, hash=False) for d in w.data]
         fut = client.submit(w.fn, data, *w.args, pure=False)
         owners[fut.key] = (w, data)
         return fut
