@@ -1,14 +1,16 @@
-"""Shard tasks, and the loop that feeds their results to the archive writer.
+"""Shard tasks, the loop that runs them, and the collector that files their results.
 
 A task (:class:`Work`) computes some whole inner chunks of a level (a slab of a shard, or
 chunks assembled from the level above), encodes them (:mod:`.sharding`) and, when a pyramid
 level follows, downsamples them into a piece of that level (:func:`encode_task`), so it can run
 anywhere (threads, processes, ``dask.distributed`` workers); only the encoded chunks and the
-piece travel back.  :func:`stream` keeps a window of tasks in
-flight, hands each result over in the calling thread, and runs first the tasks that a result
-makes ready (the next level's shards), which bounds memory by the window whatever the image
-size.  :func:`read_shard` reads a shard back from the archive being written (by path and byte
-span), for pyramids whose shards do not line up with the downsampling windows.
+piece travel back.  :func:`stream` keeps a window of tasks in flight, hands each result over
+in the calling thread, and runs first the tasks that a result makes ready (the next level's
+chunks), which bounds memory by the window whatever the image size.  :class:`ShardCollector`
+gathers the encoded chunks into shards and writes them to the archive: the shard being
+written streams into it, the others wait in :class:`Spill` files.  :func:`read_shard` reads a
+shard back from the archive being written (by path and byte span), for pyramids whose chunks
+do not line up with the downsampling windows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,8 @@ import numpy as np
 
 from .errors import OzxError
 
-__all__ = ["WriteCancelled", "Work", "Spill", "encode_task", "slab_chunks", "slab_regions", "read_shard", "regions", "shard_key", "n_shards", "stream"]
+__all__ = ["WriteCancelled", "Work", "Spill", "ShardCollector", "encode_task", "slab_chunks",
+           "slab_regions", "read_shard", "regions", "shard_key", "n_shards", "stream"]
 
 
 class WriteCancelled(OzxError):
@@ -145,6 +148,111 @@ class Spill:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class ShardCollector:
+    """Encoded inner chunks of level ``k`` and the levels below it (``depth`` 0, 1, ...),
+    gathered into their shards and written to the archive ``writer``.
+
+    Level ``k``'s shards are written in the order of ``heads``: the first not yet written
+    streams into an open entry of the writer as its chunks come; the others, and the shards
+    of the lower levels (which fill over many shards of the level above), wait in
+    :class:`Spill` files until they are complete and the open entry is committed.
+    ``on_shard`` is called for every shard done (written, or left out as all fill value).
+    """
+
+    def __init__(self, writer, names: Sequence[str], encoders: Sequence, heads: Sequence,
+                 spill_dir: str, on_shard: Callable[[], None]):
+        self.writer = writer
+        self.names = list(names)  # array path of each depth
+        self.encoders = list(encoders)
+        self.heads = list(heads)
+        self.head = 0
+        self.spill_dir = spill_dir
+        self.on_shard = on_shard
+        self._open: list[dict] = [{} for _ in self.encoders]  # depth -> shard index -> builder
+        self._waiting: deque[tuple[str, tuple]] = deque()
+        self._spills: list[Spill] = []
+
+    def __enter__(self) -> ShardCollector:
+        self._advance()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for spill in self._spills:
+            spill.close()
+
+    @property
+    def unfinished(self) -> list[int]:
+        """Shards partly filled, per depth, and level ``k``'s shards not written yet."""
+        return [len(b) for b in self._open] + [len(self.heads) - self.head]
+
+    def add(self, depth: int, encoded: Iterable) -> None:
+        """``[(chunk index, bytes or None)]`` of level ``k + depth``."""
+        encoder = self.encoders[depth]
+        complete = {}
+        for chunk, data in encoded:
+            index, local = encoder.shard_of(chunk)
+            b = self._builder(depth, index)
+            b.put(local, data)
+            if b.complete:
+                complete[index] = b
+        if depth == 0:
+            self._advance()
+        else:
+            for b in complete.values():
+                self._write_held(depth, b)
+
+    def _entry(self, depth: int, index) -> str:
+        return f"{self.names[depth]}/{self.encoders[depth].key(index)}"
+
+    def _builder(self, depth: int, index):
+        b = self._open[depth].get(index)
+        if b is None:
+            self._spills.append(Spill(self.spill_dir))
+            b = self._open[depth][index] = self.encoders[depth].shard(index, self._spills[-1])
+        return b
+
+    def _streaming(self) -> bool:
+        """Whether level k's head shard holds the archive's end (its entry is open)."""
+        if self.head >= len(self.heads):
+            return False
+        b = self._open[0].get(self.heads[self.head])
+        return b is not None and b.sink is not None
+
+    def _write_held(self, depth: int, b) -> None:
+        out = b.finish()
+        del self._open[depth][b.index]
+        self.on_shard()
+        if out is not None:
+            self._waiting.append((self._entry(depth, b.index), out))
+        if not self._streaming():
+            self._flush()
+
+    def _flush(self) -> None:
+        while self._waiting:
+            key, (blocks, size) = self._waiting.popleft()
+            self.writer.write_stream(key, blocks, size)
+
+    def _advance(self) -> None:
+        """Write level k's shards that are complete, in order; stream the next one."""
+        while self.head < len(self.heads):
+            index = self.heads[self.head]
+            b = self._builder(0, index)
+            if not b.complete:
+                if not b.streamed:
+                    b.stream_to(lambda i=index: self.writer.open_entry(self._entry(0, i)))
+                return
+            self.head += 1
+            if not b.streamed:  # complete before its turn (or held whole: index at the start)
+                self._write_held(0, b)
+                continue
+            sink = b.finish()
+            if sink is not None:
+                sink.commit()
+            del self._open[0][index]
+            self.on_shard()
+            self._flush()
 
 
 @dataclass

@@ -43,8 +43,8 @@ from . import cascade as C
 from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
-from .shards import (Spill, WriteCancelled, Work, encode_task, n_shards, read_shard, regions, shard_key,
-                     slab_chunks, slab_regions, stream)
+from .shards import (ShardCollector, WriteCancelled, Work, encode_task, n_shards, read_shard,
+                     regions, shard_key, slab_chunks, slab_regions, stream)
 from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
 __all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
@@ -481,67 +481,14 @@ class _Job:
             return steps[depth] if depth < len(steps) else None
 
         # Level k's shards, as slabs computed one after another (see shards.slab_chunks),
-        # the shards in visit order; the first shard not yet written streams into the archive
+        # the shards in visit order (the archive side: shards.ShardCollector)
         slab_grid = slab_chunks(shape, shards, chunks[0], step_of(0), level.chunks)
         blocks = level.rechunk(slab_grid).to_delayed(optimize_graph=True)
         spots = grids[0].regions
         order = C.visit_order(grids, steps) if steps else range(len(spots))
         heads = [grids[0].index_at([a for a, _ in spots[i]]) for i in order]
-        head = 0
-        builders: list[dict] = [{} for _ in below]
-        waiting: list[tuple[str, tuple]] = []  # shards of lower levels, while level k streams
-
-        def entry(depth: int, index) -> str:
-            return f"{below[depth][0]}/{encoders[depth].key(index)}"
-
-        spills: list[Spill] = []  # closed at the end whatever happens
-
-        def builder(depth: int, index):
-            b = builders[depth].get(index)
-            if b is None:
-                spills.append(Spill(self.spill_dir))
-                b = builders[depth][index] = encoders[depth].shard(index, spills[-1])
-            return b
-
-        def streaming() -> bool:
-            b = builders[0].get(heads[head]) if head < len(heads) else None
-            return b is not None and b.sink is not None
-
-        def write_held(depth: int, b) -> None:
-            """A complete shard held in memory: to the archive, or to wait for its end."""
-            out = b.finish()
-            del builders[depth][b.index]
-            self._tick()
-            if out is not None:
-                waiting.append((entry(depth, b.index), out))
-            if not streaming():
-                flush()
-
-        def flush() -> None:
-            while waiting:
-                key, (parts, size) = waiting.pop(0)
-                self.writer.write_stream(key, parts, size)
-
-        def advance() -> None:
-            """Write level k's shards that are complete, in visit order; stream the next."""
-            nonlocal head
-            while head < len(heads):
-                index = heads[head]
-                b = builder(0, index)
-                if not b.complete:
-                    if not b.streamed:
-                        b.stream_to(lambda i=index: self.writer.open_entry(entry(0, i)))
-                    return
-                head += 1
-                if b.streamed:
-                    sink = b.finish()
-                    if sink is not None:
-                        sink.commit()
-                    del builders[0][index]
-                    self._tick()
-                    flush()
-                else:  # complete before its turn (or held whole: index at the start)
-                    write_held(0, b)
+        shards_out = ShardCollector(self.writer, [a[0] for a in below], encoders, heads,
+                                    self.spill_dir, self._tick)
 
         def work(depth: int, data: list, boxes: list) -> Work:
             return Work(encode_task, data, (below[depth][1], boxes, unique and depth == 0,
@@ -550,21 +497,10 @@ class _Job:
         def on_result(w: Work, result) -> list[Work]:
             depth = w.tag
             encoded, values, pieces = result
-            complete = {}
-            for chunk, data in encoded:
-                index, local = encoders[depth].shard_of(chunk)
-                b = builder(depth, index)
-                b.put(local, data)
-                if b.complete:
-                    complete[index] = b
+            shards_out.add(depth, encoded)
             if values is not None:
                 prev = self.values.get(ap.path)
                 self.values[ap.path] = values if prev is None else np.union1d(prev, values)
-            if depth == 0:
-                advance()
-            else:
-                for b in complete.values():
-                    write_held(depth, b)
             new = []
             for box, piece in pieces:
                 done = assemblies[depth].add(box, piece)
@@ -577,14 +513,10 @@ class _Job:
                 for ix, sub in slab_regions(slab_grid, spots[i]):
                     yield work(0, [blocks[ix]], [sub])
 
-        try:
-            advance()
+        with shards_out:
             stream(level_k(), on_result, self.cancel)
-        finally:
-            for spill in spills:
-                spill.close()
-        left = [len(b) for b in builders] + [a.pending for a in assemblies]
-        if head < len(heads) or any(left):  # every chunk was delivered: a bug, not bad input
+        left = shards_out.unfinished + [a.pending for a in assemblies]
+        if any(left):  # every chunk was delivered, so this would be a bug, not bad input
             raise OzxError(f"pyramid of {name} left shards or chunks unfinished: {left}",
                            archive=self.path)
 
