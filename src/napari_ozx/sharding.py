@@ -324,6 +324,11 @@ class ShardBuilder:
                 self._append(local, self._hold.read(*held[local]))
         self._hold.close()
 
+    def close(self) -> None:
+        """Drop what is held (the shard will not be written)."""
+        self._held = {}
+        self._hold.close()
+
     def finish(self):
         """Held: ``(blocks, size)`` or None (every chunk fill value); ``blocks`` is an
         iterator that reads the chunks from the hold as it goes, and closes it.  Streamed:

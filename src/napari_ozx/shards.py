@@ -171,16 +171,19 @@ class ShardCollector:
         self.spill_dir = spill_dir
         self.on_shard = on_shard
         self._open: list[dict] = [{} for _ in self.encoders]  # depth -> shard index -> builder
-        self._waiting: deque[tuple[str, tuple]] = deque()
-        self._spills: list[Spill] = []
+        self._waiting: deque[tuple[str, tuple, Any]] = deque()  # (entry, (blocks, size), builder)
 
     def __enter__(self) -> ShardCollector:
         self._advance()
         return self
 
     def __exit__(self, *exc) -> None:
-        for spill in self._spills:
-            spill.close()
+        # after a failure or a cancel, the spill files of what was not written
+        for builders in self._open:
+            for b in builders.values():
+                b.close()
+        while self._waiting:
+            self._waiting.popleft()[2].close()
 
     @property
     def unfinished(self) -> list[int]:
@@ -209,8 +212,8 @@ class ShardCollector:
     def _builder(self, depth: int, index):
         b = self._open[depth].get(index)
         if b is None:
-            self._spills.append(Spill(self.spill_dir))
-            b = self._open[depth][index] = self.encoders[depth].shard(index, self._spills[-1])
+            b = self.encoders[depth].shard(index, Spill(self.spill_dir))
+            self._open[depth][index] = b
         return b
 
     def _streaming(self) -> bool:
@@ -225,13 +228,13 @@ class ShardCollector:
         del self._open[depth][b.index]
         self.on_shard()
         if out is not None:
-            self._waiting.append((self._entry(depth, b.index), out))
+            self._waiting.append((self._entry(depth, b.index), out, b))
         if not self._streaming():
             self._flush()
 
     def _flush(self) -> None:
         while self._waiting:
-            key, (blocks, size) = self._waiting.popleft()
+            key, (blocks, size), _ = self._waiting.popleft()
             self.writer.write_stream(key, blocks, size)
 
     def _advance(self) -> None:
