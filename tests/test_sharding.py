@@ -13,8 +13,7 @@ from zarr.codecs import (BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, Shardin
 from zarr.core.indexing import morton_order_iter
 from zarr.storage import MemoryStore
 
-from napari_ozx import shards as S
-from napari_ozx.sharding import ShardEncoder, morton_order
+from napari_ozx.sharding import Grid, ShardEncoder, morton_order
 
 
 def _zarr_array(shape, shards, chunks, dtype, inner, *, crc=True, location="end"):
@@ -69,7 +68,7 @@ def test_shards_are_byte_identical_to_zarrs(case):
     encoder = ShardEncoder.from_metadata(store._store_dict["a/zarr.json"].to_bytes())
     assert encoder is not None
     written = 0
-    for region in S.regions(shape, shards):
+    for region in Grid(shape, shards).regions:
         slabs = _slabs(rng, region, chunks, shape)
         encoded = [c for box in reversed(slabs)  # in any order
                    for c in encoder.encode_box(box, data[tuple(slice(a, b) for a, b in box)])]

@@ -20,37 +20,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from .shards import regions
+from .sharding import Grid, Region
 
 __all__ = ["Grid", "Assembly", "aligned", "visit_order", "piece_box"]
 
-Region = tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A regular grid over one level: its shards, or its inner chunks (``shards`` is then
-    the chunk shape)."""
-
-    shape: tuple[int, ...]
-    shards: tuple[int, ...]
-
-    @cached_property
-    def regions(self) -> list[Region]:
-        """Every shard's region, in C order."""
-        return list(regions(self.shape, self.shards))
-
-    def region(self, index: Sequence[int]) -> Region:
-        return tuple((i * k, min((i + 1) * k, s))
-                     for i, k, s in zip(index, self.shards, self.shape))
-
-    def index_at(self, point: Sequence[int]) -> tuple[int, ...]:
-        return tuple(int(p) // k for p, k in zip(point, self.shards))
 
 
 def aligned(grids: Sequence[Grid], steps: Sequence[Sequence[int]]) -> bool:

@@ -24,15 +24,51 @@ import json
 import math
 import struct
 from collections.abc import Sequence
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 
-__all__ = ["ShardEncoder", "ShardBuilder", "MemoryHold", "morton_order"]
+__all__ = ["Grid", "ShardEncoder", "ShardBuilder", "MemoryHold", "morton_order"]
 
 _EMPTY = 2**64 - 1
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
            "float32", "float64"}
+
+
+Region = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid over an array: its shards, or its inner chunks (``shards`` is then the
+    chunk shape).  Cells at the array's far edges are clipped to it."""
+
+    shape: tuple[int, ...]
+    shards: tuple[int, ...]
+
+    @cached_property
+    def counts(self) -> tuple[int, ...]:
+        """Cells per axis."""
+        return tuple(-(-int(s) // int(k)) for s, k in zip(self.shape, self.shards))
+
+    @cached_property
+    def regions(self) -> list[Region]:
+        """Every cell's region, in C order."""
+        return [self.region(ix) for ix in itertools.product(*map(range, self.counts))]
+
+    @property
+    def dask_chunks(self) -> tuple[tuple[int, ...], ...]:
+        """The cells as dask chunks."""
+        return tuple(tuple(min(k, s - a) for a in range(0, s, k))
+                     for s, k in zip(self.shape, self.shards))
+
+    def region(self, index: Sequence[int]) -> Region:
+        return tuple((i * k, min((i + 1) * k, s))
+                     for i, k, s in zip(index, self.shards, self.shape))
+
+    def index_at(self, point: Sequence[int]) -> tuple[int, ...]:
+        return tuple(int(p) // k for p, k in zip(point, self.shards))
 
 
 def morton_order(shape: Sequence[int]) -> list[tuple[int, ...]]:
@@ -102,6 +138,7 @@ class ShardEncoder:
         self.index_crc32c = index_crc32c
         self.index_at_start = index_at_start
         self.separator = separator
+        self.grid = Grid(self.shape, self.shard_shape)
         self.per_shard = tuple(s // c for s, c in zip(self.shard_shape, self.chunk_shape))
         self.order = morton_order(self.per_shard)
         # position of each chunk (C order) in the index
@@ -122,8 +159,7 @@ class ShardEncoder:
         return ShardBuilder(self, tuple(index), hold)
 
     def shard_region(self, index: Sequence[int]) -> tuple:
-        return tuple((i * k, min((i + 1) * k, s))
-                     for i, k, s in zip(index, self.shard_shape, self.shape))
+        return self.grid.region(index)
 
     def chunks_in(self, index: Sequence[int]) -> int:
         """How many inner chunks of shard ``index`` lie (at least partly) inside the array."""

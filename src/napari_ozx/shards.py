@@ -30,9 +30,10 @@ import dask.threaded
 import numpy as np
 
 from .errors import OzxError
+from .zip.writer import _pwrite_all
 
 __all__ = ["WriteCancelled", "Work", "Spill", "ShardCollector", "encode_task", "slab_chunks",
-           "slab_regions", "read_shard", "regions", "shard_key", "n_shards", "stream"]
+           "slab_regions", "read_shard", "n_shards", "stream"]
 
 
 class WriteCancelled(OzxError):
@@ -71,7 +72,9 @@ def slab_chunks(shape, shards, chunks, step=None, source_chunks=None) -> tuple:
     shard holds several inner chunks): whole layers of inner chunks and of downsampling
     windows, cut only where a chunk of ``source_chunks`` ends (so no source chunk is computed
     twice for one shard)."""
-    out = [tuple(min(k, s - a) for a in range(0, s, k)) for s, k in zip(shape, shards)]
+    from .sharding import Grid
+
+    out = list(Grid(tuple(shape), tuple(shards)).dask_chunks)
     axis = next((i for i, (k, c, s) in enumerate(zip(shards, chunks, shape))
                  if min(k, s) > c), None)
     if axis is None:
@@ -126,12 +129,8 @@ class Spill:
     def append(self, data) -> int:
         if self.fd < 0:
             self._open()
-        view = memoryview(data).cast("B")
         at = self.size
-        done = 0
-        while done < len(view):
-            done += os.pwrite(self.fd, view[done:], at + done)
-        self.size += len(view)
+        self.size += _pwrite_all(self.fd, data, at)
         return at
 
     def read(self, offset: int, length: int) -> bytes:
@@ -266,7 +265,7 @@ class Work:
     fn: Callable
     data: list
     args: tuple
-    tag: Any = None  # for the caller: which shard this is
+    tag: Any = None  # for the caller (the save: which level the task's chunks are of)
 
 
 def read_shard(meta_json: bytes, key: str, path: str, span, region, block_info=None):
@@ -283,20 +282,6 @@ def read_shard(meta_json: bytes, key: str, path: str, span, region, block_info=N
         d[key] = cpu.Buffer.from_bytes(data)
     arr = zarr.open_array(MemoryStore(d), mode="r", zarr_format=3)
     return arr[tuple(slice(a, b) for a, b in region)]
-
-
-def _grid(shape, shards):
-    return [range(0, s, k) for s, k in zip(shape, shards)]
-
-
-def regions(shape, shards):
-    """Shard regions in C order, as ((start, stop), ...) per axis."""
-    for starts in itertools.product(*_grid(shape, shards)):
-        yield tuple((a, min(a + k, s)) for a, k, s in zip(starts, shards, shape))
-
-
-def shard_key(region, shards) -> str:
-    return "c/" + "/".join(str(a // k) for (a, _), k in zip(region, shards))
 
 
 def n_shards(shape, shards) -> int:
@@ -348,8 +333,8 @@ def stream(work: Iterable[Work], on_result: Callable[[Work, Any], Iterable[Work]
     if client is not None:
         _stream_distributed(client, window, take, ready, on_result, check_cancel)
         return
-    # Local schedulers: a sliding window of single-shard computes (each on the active
-    # scheduler), so a slow shard never leaves the other cores idle.
+    # Local schedulers: a sliding window of single-task computes (each on the active
+    # scheduler), so a slow task never leaves the other cores idle.
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     scheduler = dask.base.get_scheduler()

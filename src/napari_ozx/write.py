@@ -9,13 +9,13 @@ the bytes zarr's sharding codec writes) and downsamples them for the next pyrami
 encoded chunks go back to the caller's process, which appends them to the archive as they come
 (the shard being written is an open entry of :class:`~.zip.writer.OzxWriter`), and the
 downsampled piece to the inner chunks of the next level it belongs to (:mod:`.cascade`),
-which become a task once they are complete; a shard of those levels waits, encoded, until its
-last chunk is in.
+which become a task once they are complete; a shard of those levels waits, encoded, in a spill
+file beside the archive until its last chunk is in (:class:`~.shards.ShardCollector`).
 
 So the work runs on whatever dask scheduler is active (threads, processes, a
 ``dask.distributed`` cluster) while the archive is written by one process; at most a window of
-tasks is in flight, which bounds memory whatever the image size (a slab per task, plus about
-one encoded shard per pyramid level).  Every source pixel is computed once and no level is
+tasks is in flight, which bounds memory whatever the image size (a slab per task, plus a few
+partly filled inner chunks per pyramid level).  Every source pixel is computed once and no level is
 read back: pyramid level ``k+1`` is made from level ``k``'s pixels as they are written.  Only
 where the inner chunks do not hold whole downsampling windows is level ``k`` read back from the
 archive being written (by path, so workers on this machine can do it); with
@@ -27,6 +27,7 @@ the data, or a cancel leaves the file that was there (if any) as it was.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -44,7 +45,7 @@ from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
 from .shards import (ShardCollector, WriteCancelled, Work, encode_task, n_shards, read_shard,
-                     regions, shard_key, slab_chunks, slab_regions, stream)
+                     slab_chunks, slab_regions, stream)
 from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
 __all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
@@ -521,22 +522,21 @@ class _Job:
                            archive=self.path)
 
     def _read_back(self, name, meta, shape, shards, dtype) -> da.Array:
-        tmp = self.writer.temporary_path
-        spans = {}
-        for region in regions(shape, shards):
-            key = shard_key(region, shards)
-            spans[key] = self.writer.data_span(f"{name}/{key}")
-        chunks = tuple(tuple(min(k, s - a) for a in range(0, s, k))
-                       for s, k in zip(shape, shards))
+        from .sharding import ShardEncoder
 
-        grid = C.Grid(shape, shards)
+        tmp = self.writer.temporary_path
+        encoder = ShardEncoder.from_metadata(meta)
+        grid = encoder.grid
+        spans = {}
+        for index in itertools.product(*map(range, grid.counts)):
+            key = encoder.key(index)
+            spans[key] = self.writer.data_span(f"{name}/{key}")
 
         def block(block_id=None):
-            region = grid.region(block_id)
-            key = shard_key(region, shards)
-            return read_shard(meta, key, tmp, spans.get(key), region)
+            key = encoder.key(block_id)
+            return read_shard(meta, key, tmp, spans.get(key), grid.region(block_id))
 
-        return da.map_blocks(block, chunks=chunks, dtype=dtype,
+        return da.map_blocks(block, chunks=grid.dask_chunks, dtype=dtype,
                              meta=np.empty((0,) * len(shape), dtype=dtype),
                              name="ozx-readback-" + dask.base.tokenize(tmp, name, meta))
 
