@@ -3,6 +3,12 @@
 Defaults follow the issue: ~256x256 inner chunks in 2D, 64 (128 for 1-byte types) cubed in 3D,
 1 along c and t; shards grown from the chunks along the space axes up to ~32 MiB; zstd inside
 the shards and crc32c on the shard index.  Everything can be overridden.
+
+Every inner chunk carries a checksum every Zarr v3 reader verifies: zarr's ``crc32c`` codec
+after the compressor (gzip already ends in a CRC-32 its decoders check, so it gets none).
+``crc32c`` rather than the zstd frame's content checksum: it is one rule for every codec, and it
+is cheaper to check (CRC-32C of the compressed bytes in hardware, against XXH64 of the
+decompressed ones: +1.7% of a 64^3 uint16 chunk's decode time, against +5.9%; README).
 """
 
 from __future__ import annotations
@@ -68,13 +74,14 @@ class StorageOptions:
     level: int = 3
     index_crc32c: bool = True
     shard_bytes: int = SHARD_BYTES
+    checksum: bool = True  # crc32c after each inner chunk (not for gzip, which has a CRC)
 
     def __post_init__(self):
         if self.codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, not {self.codec!r}")
 
     def codecs(self) -> list:
-        from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
+        from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
         inner: list = [BytesCodec()]
         if self.codec == "zstd":
@@ -84,6 +91,8 @@ class StorageOptions:
                                     shuffle="bitshuffle"))
         elif self.codec == "gzip":
             inner.append(GzipCodec(level=self.level))
+        if self.checksum and self.codec != "gzip":
+            inner.append(Crc32cCodec())
         return inner
 
     def layout(self, shape, types, dtype) -> tuple[tuple, tuple]:

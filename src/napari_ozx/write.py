@@ -603,6 +603,7 @@ def write_layers(
     codec: str = "zstd",
     level: int = 3,
     index_crc32c: bool = True,
+    checksum: bool = True,
     shard_bytes: int = SHARD_BYTES,
     pyramid_levels: int | None = None,
     image_method: str = "mean",
@@ -626,7 +627,8 @@ def write_layers(
     storage = StorageOptions(
         chunks=tuple(chunks) if chunks is not None else None,
         shards=tuple(shards) if shards is not None else None,
-        codec=codec, level=level, index_crc32c=index_crc32c, shard_bytes=shard_bytes)
+        codec=codec, level=level, index_crc32c=index_crc32c, shard_bytes=shard_bytes,
+        checksum=checksum)
     plan = plan_layers(items, storage=storage, name=name, pyramid_levels=pyramid_levels,
                        image_method=image_method, labels_method=labels_method,
                        default_name=os.path.splitext(os.path.basename(os.fspath(path)))[0])
@@ -704,7 +706,8 @@ def write_ozx(
     or a list of Image layers (saved as channels).  ``labels``: an integer array, a Labels
     layer, a list of them, or ``{name: array}``.  ``scale``/``translate``/``units`` are per
     axis without ``c``.  ``options`` go to :func:`write_layers` (``chunks``, ``shards``,
-    ``codec``, ``level``, ``pyramid_levels``, ``image_method``, ``labels_method``,
+    ``codec``, ``level``, ``checksum`` (False: no crc32c after each inner chunk),
+    ``pyramid_levels``, ``image_method``, ``labels_method``,
     ``progress``, ``cancel``...).
     """
     layers: list = []
