@@ -4,11 +4,14 @@ Defaults follow the issue: ~256x256 inner chunks in 2D, 64 (128 for 1-byte types
 1 along c and t; shards grown from the chunks along the space axes up to ~32 MiB; zstd inside
 the shards and crc32c on the shard index.  Everything can be overridden.
 
-Every inner chunk carries a checksum every Zarr v3 reader verifies: zarr's ``crc32c`` codec
-after the compressor (gzip already ends in a CRC-32 its decoders check, so it gets none).
-``crc32c`` rather than the zstd frame's content checksum: it is one rule for every codec, and it
-is cheaper to check (CRC-32C of the compressed bytes in hardware, against XXH64 of the
-decompressed ones: +1.7% of a 64^3 uint16 chunk's decode time, against +5.9%; README).
+Every inner chunk carries a checksum that readers following the specs verify without knowing
+about us.  zstd: the frame's own content checksum (XXH64 of the pixels, ``checksum: true`` in
+the codec's configuration), which every zstd decoder checks; zarr's ``crc32c`` codec is cheaper
+to check (+1.7% of a 64^3 uint16 chunk's decode time, against +5.9%) but zarrs (ngff-zarr's
+reader, through zarrista) does not verify it when it reads inner chunks out of a shard, so a
+damaged chunk would still be shown there.  blosc and no compression: the ``crc32c`` codec after
+them (zarr-python and TensorStore check it).  gzip ends in a CRC-32 its decoders check: nothing
+is added.  ``checksum=False`` turns both off.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class StorageOptions:
     level: int = 3
     index_crc32c: bool = True
     shard_bytes: int = SHARD_BYTES
-    checksum: bool = True  # crc32c after each inner chunk (not for gzip, which has a CRC)
+    checksum: bool = True  # a checksum in each inner chunk (module docstring)
 
     def __post_init__(self):
         if self.codec not in CODECS:
@@ -85,13 +88,13 @@ class StorageOptions:
 
         inner: list = [BytesCodec()]
         if self.codec == "zstd":
-            inner.append(ZstdCodec(level=self.level))
+            inner.append(ZstdCodec(level=self.level, checksum=self.checksum))
         elif self.codec.startswith("blosc-"):
             inner.append(BloscCodec(cname=self.codec.split("-", 1)[1], clevel=self.level,
                                     shuffle="bitshuffle"))
         elif self.codec == "gzip":
             inner.append(GzipCodec(level=self.level))
-        if self.checksum and self.codec != "gzip":
+        if self.checksum and self.codec not in ("zstd", "gzip"):
             inner.append(Crc32cCodec())
         return inner
 

@@ -706,7 +706,7 @@ def write_ozx(
     or a list of Image layers (saved as channels).  ``labels``: an integer array, a Labels
     layer, a list of them, or ``{name: array}``.  ``scale``/``translate``/``units`` are per
     axis without ``c``.  ``options`` go to :func:`write_layers` (``chunks``, ``shards``,
-    ``codec``, ``level``, ``checksum`` (False: no crc32c after each inner chunk),
+    ``codec``, ``level``, ``checksum`` (False: no checksum in each inner chunk),
     ``pyramid_levels``, ``image_method``, ``labels_method``,
     ``progress``, ``cancel``...).
     """
