@@ -1,0 +1,120 @@
+"""Cost of the per-chunk checksum (issue 13): the save benchmark's volume saved with
+``checksum=True`` (the default: zstd frame content checksum in every inner chunk) and with
+``checksum=False``, then level 0 of each archive read back whole through napari-ozx's store with
+dask, one task per inner chunk (64^3), on 1 and 2 threads.
+
+Runs alternate (on, off, on, off...) in fresh processes; the best of ``--repeat`` is kept.
+Prints the ratios on/off (target: at most 1.03 on either).
+
+    python benchmarks/bench_checksum.py            # 256 MiB: (64, 1024, 2048)
+    python benchmarks/bench_checksum.py --full     # 4 GiB: (256, 2048, 4096)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import bench_write as W  # noqa: E402
+
+CACHE = W.CACHE
+
+
+def write_worker(shape, out, checksum: bool) -> dict:
+    import dask
+
+    from napari_ozx import write_ozx
+
+    dask.config.set(scheduler="threads")
+    t = time.perf_counter()
+    write_ozx(out, W.source(shape), axes="zyx", chunks=(W.CHUNK,) * 3, shards=(W.SHARD,) * 3,
+              codec="zstd", level=W.LEVEL, image_method="mean", checksum=checksum)
+    W._fsync_file(out)
+    return {"seconds": time.perf_counter() - t, "bytes": os.path.getsize(out)}
+
+
+def read_worker(path, threads: int) -> dict:
+    import dask
+    import dask.array as da
+    import zarr
+
+    from napari_ozx import OzxStore
+
+    a = zarr.open_group(store=OzxStore(path), mode="r")["0"]
+    x = da.from_zarr(a, chunks=a.chunks)
+    t = time.perf_counter()
+    with dask.config.set(scheduler="threads", num_workers=threads):
+        total = int(x.sum(dtype="uint64").compute())
+    assert total > 0
+    return {"seconds": time.perf_counter() - t, "mb_per_s": a.nbytes / 1e6}
+
+
+def _run(*argv) -> dict:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), *argv],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"worker {argv} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--write-worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--read-worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    shape = W.FULL if args.full else W.SMALL
+    if args.write_worker:
+        print(json.dumps(write_worker(shape, args.write_worker[0],
+                                      args.write_worker[1] == "on")))
+        return 0
+    if args.read_worker:
+        print(json.dumps(read_worker(args.read_worker[0], int(args.read_worker[1]))))
+        return 0
+    os.makedirs(CACHE, exist_ok=True)
+    size = (W.FULL if args.full else W.SMALL)
+    flag = ["--full"] if args.full else []
+    print(f"save/read {size} uint16, chunks {W.CHUNK}^3, shards {W.SHARD}^3, zstd {W.LEVEL}, "
+          f"{os.cpu_count()} cores, best of {args.repeat}, on/off alternating")
+    paths = {m: os.path.join(CACHE, f"checksum-{m}.ozx") for m in ("on", "off")}
+    write = {m: [] for m in paths}
+    for _ in range(args.repeat):
+        for m, p in paths.items():
+            if os.path.exists(p):
+                os.remove(p)
+            write[m].append(_run(*flag, "--write-worker", p, m))
+    read = {}
+    for threads in (1, 2):
+        for m in paths:
+            read[m, threads] = []
+        for _ in range(args.repeat):
+            for m, p in paths.items():
+                read[m, threads].append(_run(*flag, "--read-worker", p, str(threads)))
+    print("\n| case | checksum on | checksum off | on/off |")
+    print("|---|---|---|---|")
+    on = min(r["seconds"] for r in write["on"])
+    off = min(r["seconds"] for r in write["off"])
+    print(f"| save (s) | {on:.2f} | {off:.2f} | {on / off:.3f} |")
+    b_on, b_off = write["on"][-1]["bytes"], write["off"][-1]["bytes"]
+    print(f"| archive (MiB) | {b_on / 2**20:.1f} | {b_off / 2**20:.1f} | {b_on / b_off:.4f} |")
+    for threads in (1, 2):
+        on = min(r["seconds"] for r in read["on", threads])
+        off = min(r["seconds"] for r in read["off", threads])
+        mb = read["on", threads][0]["mb_per_s"]
+        print(f"| read level 0, {threads} thread(s) (s) | {on:.2f} ({mb / on:.0f} MB/s) | "
+              f"{off:.2f} ({mb / off:.0f} MB/s) | {on / off:.3f} |")
+    for p in paths.values():
+        os.remove(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
