@@ -78,6 +78,9 @@ class StorageOptions:
     index_crc32c: bool = True
     shard_bytes: int = SHARD_BYTES
     checksum: bool = True  # a checksum in each inner chunk (module docstring)
+    #: unchanged arrays read from an archive keep their stored layout (and are copied); set
+    #: when no chunk, shard or codec option was given (see :mod:`.rawcopy`)
+    keep_layout: bool = False
 
     def __post_init__(self):
         if self.codec not in CODECS:
