@@ -192,3 +192,27 @@ def test_without_the_checksum_the_same_damage_reads_as_wrong_pixels(tmp_path, pi
     got = np.asarray(READERS[reader](bad))
     assert got.shape == pixels.shape
     assert (got != pixels).sum() == 1
+
+
+def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, pixels):
+    """Layer data from a damaged archive: the viewer's read answers fill value for the bad
+    chunk (reported once); a save of that data fails naming the entry and writes nothing."""
+    from napari_ozx import guard
+    from napari_ozx.write import write_layers
+    from napari_ozx._reader import read_ozx
+
+    bad = flip_byte(_save(tmp_path, pixels, "a.ozx", pyramid_levels=1), tmp_path / "bad.ozx")
+    messages = []
+    ((data, meta, kind),) = read_ozx(str(bad))
+    guard.set_reporter(messages.append)
+    try:
+        level0 = data[0] if isinstance(data, list) else data
+        shown = np.asarray(level0 + 0)  # an edit: forces the pixels to be encoded again
+        assert (shown[128:192, 128:192] == 0).all()
+        assert len(messages) == 1 and "'0/c/1/1'" in messages[0] and str(bad) in messages[0]
+        out = tmp_path / "out.ozx"
+        with pytest.raises(Exception, match="checksum"):
+            write_layers(out, [(level0 + 0, {"name": "edited"}, "image")])
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ozx", "bad.ozx"]
+    finally:
+        guard.set_reporter(None)

@@ -711,7 +711,10 @@ def write_layers(
                        image_method=image_method, labels_method=labels_method,
                        default_name=os.path.splitext(os.path.basename(os.fspath(path)))[0])
     job = _Job(path, plan, storage, progress=progress, cancel=cancel, pyramid_from=pyramid_from)
-    return job.run()
+    from .guard import strict_reads
+
+    with strict_reads():  # a chunk that cannot be read fails the save, never saved as blank
+        return job.run()
 
 
 def _arrays_as_layers(image, *, axes, name, scale, translate, units, channel_names, colormaps,
