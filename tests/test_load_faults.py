@@ -234,6 +234,7 @@ def test_a_server_that_always_fails_is_a_remote_error_naming_the_url_in_bounded_
         with pytest.raises(RemoteError) as info:
             open_ozx(url, storage_options={"retries": 2, "backoff": 0.01, "timeout": 0.5})
         elapsed = time.monotonic() - t0
+    print(f"\n{behaviour}: {type(info.value).__name__} after {elapsed:.2f} s: {info.value}")
     assert url in str(info.value)
     assert "gave up after 3 attempts" in str(info.value)
     assert elapsed < 10, elapsed
