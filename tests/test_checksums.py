@@ -194,7 +194,8 @@ def test_without_the_checksum_the_same_damage_reads_as_wrong_pixels(tmp_path, pi
     assert (got != pixels).sum() == 1
 
 
-def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, pixels):
+def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, pixels,
+                                                                     monkeypatch):
     """Layer data from a damaged archive: the viewer's read answers fill value for the bad
     chunk (reported once); a save of that data fails naming the entry and writes nothing."""
     from napari_ozx import guard
@@ -202,9 +203,11 @@ def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, p
     from napari_ozx._reader import read_ozx
 
     bad = flip_byte(_save(tmp_path, pixels, "a.ozx", pyramid_levels=1), tmp_path / "bad.ozx")
+    import napari_ozx._reader as reader
+
     messages = []
+    monkeypatch.setattr(reader, "_notify_chunk", messages.append)  # napari's notification
     ((data, meta, kind),) = read_ozx(str(bad))
-    guard.set_reporter(messages.append)
     try:
         level0 = data[0] if isinstance(data, list) else data
         shown = np.asarray(level0 + 0)  # an edit: forces the pixels to be encoded again
@@ -214,5 +217,10 @@ def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, p
         with pytest.raises(Exception, match="checksum"):
             write_layers(out, [(level0 + 0, {"name": "edited"}, "image")])
         assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ozx", "bad.ozx"]
+        np.asarray(level0)  # drawn again: no second report
+        assert len(messages) == 1
+        ((again, _, _),) = read_ozx(str(bad))  # opened again: reported again, once
+        np.asarray(again[0] if isinstance(again, list) else again)
+        assert len(messages) == 2 and messages[1] == messages[0]
     finally:
         guard.set_reporter(None)

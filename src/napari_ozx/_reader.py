@@ -257,6 +257,7 @@ def read_ozx(path: Any) -> list:
     p = _single_path(path)
     if p is None:
         return [(None,)]
+    guard.forget(p)  # opened again: its failing chunks are reported again, once each
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", OzxWarning)
         try:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import OzxWarning
 
-__all__ = ["Guarded", "ChunkReadWarning", "set_reporter", "reported", "strict_reads"]
+__all__ = ["Guarded", "ChunkReadWarning", "set_reporter", "reported", "forget", "strict_reads"]
 
 
 class ChunkReadWarning(OzxWarning):
@@ -58,6 +58,13 @@ def set_reporter(fn: Callable[[str], None] | None) -> None:
     """Where failures are reported (None: back to warnings)."""
     global reporter
     reporter = fn or _warn
+
+
+def forget(archive: str) -> None:
+    """Report the failures of ``archive`` again (it is being opened anew)."""
+    with _lock:
+        for item in [x for x in _seen if x[0] == archive]:
+            _seen.discard(item)
 
 
 def reported() -> set[tuple[str, str]]:

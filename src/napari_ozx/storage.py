@@ -6,10 +6,10 @@ the shards and crc32c on the shard index.  Everything can be overridden.
 
 Every inner chunk carries a checksum that readers following the specs verify without knowing
 about us.  zstd: the frame's own content checksum (XXH64 of the pixels, ``checksum: true`` in
-the codec's configuration), which every zstd decoder checks; zarr's ``crc32c`` codec is cheaper
-to check (+1.7% of a 64^3 uint16 chunk's decode time, against +5.9%) but zarrs (ngff-zarr's
-reader, through zarrista) does not verify it when it reads inner chunks out of a shard, so a
-damaged chunk would still be shown there.  blosc and no compression: the ``crc32c`` codec after
+the codec's configuration), which every zstd decoder checks.  zarr's ``crc32c`` codec costs
+about as much to check (a few % of a chunk's decode time either way; README, Reliability) but
+zarrs (ngff-zarr's reader, through zarrista) does not verify it when it reads inner chunks out
+of a shard, so a damaged chunk would still be shown there.  blosc and no compression: the ``crc32c`` codec after
 them (zarr-python and TensorStore check it).  gzip ends in a CRC-32 its decoders check: nothing
 is added.  ``checksum=False`` turns both off.
 """
