@@ -219,15 +219,18 @@ def _for_napari(layers: list, *, load: bool = True) -> list:
     writable array (with ``load``; remembered, so an unchanged one is copied on save, see
     :mod:`.provenance`), and label colours are napari colormaps."""
     from . import provenance
+    from .ome.labels import PYRAMID_KEY
 
     out = []
     for data, kwargs, kind in layers:
         if kind == "labels":
-            meta = kwargs.get("metadata") or {}
-            if load and meta.get("paintable") and not isinstance(data, np.ndarray):
-                levels = provenance.pyramid_of(data)
+            pyramid = kwargs.pop(PYRAMID_KEY, None)
+            if pyramid is not None and load:
                 data = np.array(data.compute(), copy=True)
-                provenance.register_loaded(data, levels)
+                provenance.register_loaded(data, pyramid)
+            elif pyramid is not None:  # not for napari to paint: the stored pyramid as it is
+                data = pyramid if len(pyramid) > 1 else pyramid[0]
+                kwargs["multiscale"] = len(pyramid) > 1
             cmap = kwargs.get("colormap")
             if isinstance(cmap, dict):
                 cmap = _napari_label_colormap(cmap)
