@@ -129,6 +129,8 @@ class ArrayPlan:
     method: str
     attrs: dict = field(default_factory=dict)  # OME attributes except multiscales
     layer: LayerIn | None = None
+    channels: list = field(default_factory=list)  # napari settings of each channel (images)
+    napari: dict = field(default_factory=dict)  # the "napari-ozx" attributes (rgb, colormaps)
 
     @property
     def types(self) -> list[str | None]:
@@ -187,6 +189,8 @@ def _split_rgb(layer: LayerIn) -> list[LayerIn]:
     for i, colour in enumerate(names):
         meta = dict(layer.meta, rgb=False, colormap=colour if colour != "alpha" else "gray",
                     contrast_limits=layer.meta.get("contrast_limits"))
+        if colour == "alpha":  # other viewers would add it as a grey channel: hidden there
+            meta["visible"] = False
         out.append(LayerIn("image", f"{layer.name} {colour}", [lvl[..., i] for lvl in layer.levels],
                            meta))
     return out
@@ -277,12 +281,13 @@ def plan_layers(
     for other in expanded[1:]:
         _check_joinable(ref, other)
     ndim = ref.levels[0].ndim
-    spatial = M.infer_axis_names(ndim, ref.meta.get("axis_labels"))
-    scale, translate = _spatial_geometry(ref, ndim)
     units = _units(ref.meta, ndim)
+    spatial = M.infer_axis_names(ndim, ref.meta.get("axis_labels"), units)
+    scale, translate = _spatial_geometry(ref, ndim)
     multichannel = len(expanded) > 1
     if multichannel:
-        c = 1 if M.axis_type(spatial[0]) == "time" else 0
+        # c after a time axis, or after an unknown leading one (then saved as time)
+        c = 1 if M.axes_metadata(spatial, units)[0].get("type") in ("time", None) else 0
         names = spatial[:c] + ["c"] + spatial[c:]
         units = units[:c] + [None] + units[c:]
         scale = scale[:c] + [1.0] + scale[c:]
@@ -301,6 +306,10 @@ def plan_layers(
     channels = [{"name": x.name, "colormap": x.meta.get("colormap", "gray"),
                  "contrast_limits": x.meta.get("contrast_limits"),
                  "visible": x.meta.get("visible", True)} for x in expanded]
+    for layer in expanded:
+        _check_dtype(layer)
+    for lab in labels:
+        _check_dtype(lab)
     title = name or (ref.name if not multichannel else os.path.commonprefix(
         [x.name for x in expanded]).strip(" _-[") or default_name or ref.name)
     image = ArrayPlan(
@@ -308,7 +317,7 @@ def plan_layers(
         steps=steps, given=given, scale=tuple(scale), translate=tuple(translate),
         method=image_method,
         attrs={"omero": M.omero_metadata(channels, levels[0].dtype)},
-        layer=ref,
+        layer=ref, channels=channels, napari=_napari_attrs(images, expanded),
     )
     taken: set[str] = set()
     label_plans = []
@@ -546,8 +555,12 @@ class _Job:
         img = self.plan.image
         ome = {"version": M.OME_VERSION}
         ome["multiscales"] = self._multiscales(img)
+        windows = _data_windows(self.store, img, [
+            self.layouts[(img.path, k)][0] for k in range(len(img.levels) + len(img.steps))])
+        if windows is not None:
+            img.attrs["omero"] = M.omero_metadata(img.channels, img.levels[0].dtype, windows)
         ome.update(img.attrs)
-        root.attrs.update({"ome": ome})
+        root.attrs.update({"ome": ome, **({"napari-ozx": img.napari} if img.napari else {})})
         if not self.plan.labels:
             return
         names = [ap.path.split("/", 1)[1] for ap in self.plan.labels]
@@ -588,6 +601,94 @@ def _label_colours(colormap, values: np.ndarray, dtype) -> np.ndarray:
                 pass
         cmap = probe.colormap
     return np.asarray(cmap.map(np.asarray(values)), dtype=float)
+
+
+# ------------------------------------------------- what survives a save (issue 12)
+
+#: numpy kinds our shard encoder writes, and napari shows
+_SAVED_KINDS = "buif"
+_NO_SAVE = {
+    "c": "napari cannot show complex numbers and OMERO rendering settings have no meaning "
+         "for them; save the real and imaginary parts (or the magnitude) as channels",
+    "M": "OME-Zarr images hold numbers; save it as integers (e.g. .astype('int64'))",
+    "m": "OME-Zarr images hold numbers; save it as integers (e.g. .astype('int64'))",
+}
+
+
+def _check_dtype(layer: LayerIn) -> None:
+    """Refuse, before anything is written, a dtype this package does not save."""
+    dtype = np.dtype(layer.levels[0].dtype)
+    if dtype.kind in _SAVED_KINDS and dtype.itemsize <= 8:
+        return
+    why = _NO_SAVE.get(dtype.kind, "OME-Zarr images hold booleans, integers or floats "
+                                   "(bool, int8..uint64, float16/32/64)")
+    raise OzxError(f"{layer.kind} layer {layer.name!r} has dtype {dtype}, which napari-ozx "
+                   f"does not save: {why}")
+
+
+def _napari_attrs(images: list[LayerIn], expanded: list[LayerIn]) -> dict:
+    """The ``napari-ozx`` attributes of the image: what OME-Zarr has no word for (an RGB(A)
+    layer's colour axis, colormaps one OMERO colour cannot hold)."""
+    out: dict[str, Any] = {}
+    if len(images) == 1 and images[0].meta.get("rgb"):
+        out["rgb"] = True
+    cmaps = [M.colormap_spec(x.meta.get("colormap")) for x in expanded]
+    if not out.get("rgb") and any(c is not None for c in cmaps):
+        out["colormaps"] = cmaps
+    return {"version": 1, **out} if out else {}
+
+
+#: values looked at (per channel) to pick contrast limits from the data
+WINDOW_SAMPLE = 1 << 22
+
+
+def _data_windows(store, ap: ArrayPlan, shapes: list[tuple[int, ...]]) -> list | None:
+    """Per-channel robust windows (:func:`.ome.write.sample_window`) for the channels saved
+    without contrast limits (None when all have them), read back from the archive: from the
+    largest level of at most WINDOW_SAMPLE values per channel (whole, so the whole field of
+    view counts, and as little smoothed by downsampling as that allows), else from evenly
+    spread planes of the smallest level."""
+    import zarr
+
+    if all(ch.get("contrast_limits") is not None for ch in ap.channels):
+        return None
+    types = ap.types
+    c = types.index("channel") if "channel" in types else None
+    per_channel = [math.prod(s) // (s[c] if c is not None else 1) for s in shapes]
+    k = next((j for j, n in enumerate(per_channel) if n <= WINDOW_SAMPLE), len(shapes) - 1)
+    name = f"{ap.path}/{k}" if ap.path else str(k)
+    arr = zarr.open_array(store, path=name, mode="r+", zarr_format=3)
+    n_channels = arr.shape[c] if c is not None else 1
+    out = []
+    for i in range(n_channels):
+        if ap.channels[i].get("contrast_limits") is not None:
+            out.append(None)
+            continue
+        index = _sample_index(arr.shape, types, c, i)
+        out.append(M.sample_window(np.asarray(arr.oindex[index]), arr.dtype))
+    return out
+
+
+def _sample_index(shape, types, c, i) -> tuple:
+    """An index of at most about WINDOW_SAMPLE values of channel ``i``: evenly spaced planes
+    of the other non-space axes, then the centre of the space axes."""
+    index: list = []
+    budget = WINDOW_SAMPLE
+    for axis, (n, t) in enumerate(zip(shape, types)):
+        if axis == c:
+            index.append(np.array([i]))
+            continue
+        rest = math.prod(s for j, s in enumerate(shape) if j > axis and j != c) or 1
+        keep = max(1, min(n, budget // rest))
+        if keep >= n:
+            index.append(slice(None))
+        elif t == "space":
+            a = (n - keep) // 2
+            index.append(slice(a, a + keep))
+        else:
+            index.append(np.unique(np.linspace(0, n - 1, keep + 2)[1:-1].round().astype(int)))
+        budget = max(1, budget // keep)
+    return tuple(index)
 
 
 # ----------------------------------------------------------------------------- public API
