@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask.array as da
 import numpy as np
 
 from .axes import Axes, parse_axes
-from .channels import channel_settings
+from .channels import apply_napari_attrs, channel_settings, napari_attrs
 from .errors import OmeMetadataError
 from .labels import label_layers
 from .layer import (
@@ -67,7 +68,17 @@ def image_kwargs(
         kwargs["units"] = units
     meta = {"ome": oa.attrs, "ome_version": oa.version, "path": group.path or "/"}
     settings = channel_settings(oa.get("omero"), n_channels, arrays[0].dtype)
-    if c is not None:
+    extra = napari_attrs(group.attrs)
+    apply_napari_attrs(settings, extra, n_channels)
+    if c is not None and is_rgb(extra, n_channels):
+        # saved from an RGB(A) layer: one layer again, colour last (see rgb_levels)
+        kwargs["rgb"] = True
+        kwargs["metadata"] = dict(meta, rgb_axis=c)
+        kwargs["name"] = name
+        for key in ("contrast_limits", "visible"):
+            if key in settings:
+                kwargs[key] = settings[key][0]
+    elif c is not None:
         kwargs["channel_axis"] = c
         kwargs["metadata"] = [dict(meta, channel=i) for i in range(n_channels)]
         kwargs.update(settings)
@@ -85,6 +96,16 @@ def image_kwargs(
     return kwargs, axes, scale, translate
 
 
+def is_rgb(extra: dict, n_channels: int) -> bool:
+    """Saved by napari-ozx from an RGB(A) layer (``napari-ozx: {"rgb": true}``)."""
+    return extra.get("rgb") is True and n_channels in (3, 4)
+
+
+def rgb_levels(levels: list, c: int) -> list:
+    """The channel axis moved last, as napari wants RGB(A) data."""
+    return [da.moveaxis(lvl, c, -1) for lvl in levels]
+
+
 def image_layers(group, *, name: str, token: str = "", with_labels: bool = True
                  ) -> list[LayerData]:
     """Layer data for the image in ``group`` (which has ``multiscales``) and its labels."""
@@ -93,7 +114,10 @@ def image_layers(group, *, name: str, token: str = "", with_labels: bool = True
     arrays, _ = pyramid(group, ms)
     name = ms.get("name") or name
     kwargs, axes, scale, translate = image_kwargs(group, oa, ms, arrays, name=str(name))
-    layers: list[LayerData] = [(as_data(lazy_pyramid(arrays, token)), kwargs, "image")]
+    levels = lazy_pyramid(arrays, token)
+    if kwargs.get("rgb"):
+        levels = rgb_levels(levels, kwargs["metadata"]["rgb_axis"])
+    layers: list[LayerData] = [(as_data(levels), kwargs, "image")]
     if with_labels:
         c = axes.channel_axis
         keep = [i for i in range(len(scale)) if i != c]

@@ -1,0 +1,281 @@
+"""Issue 12: what you save is what you see, in a real napari viewer.
+
+Contrast from the data, every dtype, RGB(A), colormaps and time axes: saved with napari-ozx,
+reopened the way a user does (``viewer.open(path, plugin=None)``), and compared with what
+napari-ome-zarr shows for the same archive unzipped into a directory.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import napari_ozx
+
+pytestmark = pytest.mark.gui
+
+SHOTS = Path(os.environ.get("OZX_SCREENSHOTS", "/tmp/napari-ozx-shots"))
+
+
+def _open(viewer, path):
+    layers = viewer.open(str(path), plugin=None)
+    assert layers and all(layer.source.reader_plugin == "napari-ozx" for layer in layers)
+    return layers
+
+
+def _unzipped(path: Path) -> Path:
+    """The archive as an OME-Zarr directory (what napari-ome-zarr opens)."""
+    out = path.with_suffix(".zarr")
+    with zipfile.ZipFile(path) as z:
+        z.extractall(out)
+    return out
+
+
+def _open_ome_zarr(viewer, path: Path):
+    return viewer.open(str(_unzipped(path)), plugin="napari-ome-zarr")
+
+
+def _save(viewer, layers, path: Path) -> Path:
+    written = viewer.layers.save(str(path), selected=False, plugin="napari-ozx") \
+        if layers is None else napari_ozx.write_ozx(path, layers)
+    assert written
+    return path
+
+
+def _image(rng, shape=(256, 256), dtype="uint16", high=1000):
+    return (rng.random(shape) * high).astype(dtype)
+
+
+def _shot(viewer, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    viewer.screenshot(str(path), canvas_only=True, flash=False)
+    return path
+
+
+# ------------------------------------------------------------------ 1. contrast from the data
+
+
+def test_a_write_without_limits_opens_with_limits_inside_the_data_range(make_napari_viewer,
+                                                                          tmp_path):
+    rng = np.random.default_rng(1)
+    data = _image(rng, (512, 512))  # uint16 in 0..1000
+    data[10, 10] = 65000  # one hot pixel must not set the contrast
+    path = tmp_path / "plain.ozx"
+    napari_ozx.write_ozx(path, data)
+
+    viewer = make_napari_viewer()
+    (layer,) = _open(viewer, path)
+    lo, hi = layer.contrast_limits
+    assert 0 <= lo < 20 and 980 < hi <= 1000, layer.contrast_limits
+
+    theirs = _open_ome_zarr(viewer, path)
+    assert list(theirs[0].contrast_limits) == [lo, hi]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_float_data_without_limits_saves_and_opens_with_its_range(make_napari_viewer, tmp_path,
+                                                                  channels):
+    rng = np.random.default_rng(2)
+    data = rng.normal(5.0, 2.0, (channels, 128, 128)).astype("float32")
+    path = tmp_path / "float.ozx"
+    if channels == 1:
+        napari_ozx.write_ozx(path, data[0])
+    else:
+        napari_ozx.write_ozx(path, data, axes="cyx")
+
+    viewer = make_napari_viewer()
+    layers = _open(viewer, path)
+    assert len(layers) == channels
+    for i, layer in enumerate(layers):
+        lo, hi = layer.contrast_limits
+        assert data[i].min() <= lo < 0.0 and 10.0 < hi <= data[i].max()
+        np.testing.assert_array_equal(np.asarray(layer.data[0] if layer.multiscale
+                                                 else layer.data), data[i])
+
+
+def test_a_layers_own_contrast_limits_win(make_napari_viewer, tmp_path):
+    rng = np.random.default_rng(3)
+    viewer = make_napari_viewer()
+    viewer.add_image(_image(rng), name="mine", contrast_limits=(100, 300))
+    path = tmp_path / "own.ozx"
+    viewer.layers.save(str(path), plugin="napari-ozx")
+    viewer.layers.clear()
+    (layer,) = _open(viewer, path)
+    assert list(layer.contrast_limits) == [100, 300]
+
+
+# ------------------------------------------------------------------ 2. every dtype
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "uint8", "int16", "uint16", "int32",
+                                   "uint32", "int64", "uint64", "float16", "float32",
+                                   "float64"])
+def test_every_dtype_round_trips_through_napari(make_napari_viewer, tmp_path, dtype):
+    rng = np.random.default_rng(4)
+    data = (rng.random((300, 300)) * 100 - (50 if np.dtype(dtype).kind in "if" else 0))
+    data = (data > 0) if dtype == "bool" else data.astype(dtype)
+    viewer = make_napari_viewer()
+    viewer.add_image(data, name=f"img-{dtype}")
+    path = tmp_path / f"{dtype}.ozx"
+    viewer.layers.save(str(path), plugin="napari-ozx")
+    viewer.layers.clear()
+    (layer,) = _open(viewer, path)
+    level0 = layer.data[0] if layer.multiscale else layer.data
+    assert level0.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(np.asarray(level0), data)
+    # every level zarr itself reads back
+    import zarr
+
+    group = zarr.open_group(zarr.storage.ZipStore(path, mode="r"), mode="r")
+    np.testing.assert_array_equal(group["0"][:], data)
+
+
+def test_a_dtype_we_do_not_save_is_refused_before_the_archive_exists(make_napari_viewer,
+                                                                     tmp_path):
+    path = tmp_path / "complex.ozx"
+    with pytest.raises(napari_ozx.OzxError) as e:
+        napari_ozx.write_ozx(path, np.zeros((16, 16), dtype=np.complex64), name="waves")
+    message = str(e.value)
+    assert "'waves'" in message and "complex64" in message and "napari cannot show" in message
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------ 3. RGB / RGBA
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_rgb_and_rgba_layers_round_trip_as_one_layer(make_napari_viewer, tmp_path, n):
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:256, 0:256]
+    rgb = np.stack([xx, yy, 255 - xx, np.full_like(xx, 255)][:n], axis=-1).astype("uint8")
+    if n == 4:
+        rgb[:128, :, 3] = 128  # half transparent top half
+    rgb[::7, ::7, :3] = rng.integers(0, 255, (37, 37, 3))
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(rgb, name="photo", rgb=True)
+    path = tmp_path / f"rgb{n}.ozx"
+    viewer.layers.save(str(path), plugin="napari-ozx")
+    viewer.layers.clear()
+
+    (layer,) = _open(viewer, path)
+    assert layer.rgb and layer.name == "photo"
+    level0 = layer.data[0] if layer.multiscale else layer.data
+    assert level0.shape == (256, 256, n)
+    np.testing.assert_array_equal(np.asarray(level0), rgb)
+    assert list(layer.contrast_limits) == [0, 255]
+    shot = _shot(viewer, f"rgb{n}")
+    pixels = viewer.screenshot(canvas_only=True, flash=False)
+    # red grows left to right, blue right to left (as drawn, not washed out)
+    h, w = pixels.shape[:2]
+    left, right = pixels[h // 2 + 20, w // 2 - 60], pixels[h // 2 + 20, w // 2 + 60]
+    assert right[0] > left[0] + 40 and left[2] > right[2] + 40, (left, right, shot)
+
+    # other tools: channels on c with red, green, blue colours (napari-ome-zarr: 3-4 layers)
+    theirs = _open_ome_zarr(viewer, path)
+    assert len(theirs) == n
+    assert [round(float(v), 3) for v in theirs[0].colormap.colors[-1][:3]] == [1.0, 0.0, 0.0]
+    assert [round(float(v), 3) for v in theirs[1].colormap.colors[-1][:3]] == [0.0, 1.0, 0.0]
+    assert [round(float(v), 3) for v in theirs[2].colormap.colors[-1][:3]] == [0.0, 0.0, 1.0]
+    if n == 4:
+        assert not theirs[3].visible  # alpha is not added in as a grey channel
+    group = napari_ozx.open_ozx(path)
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
+    assert [a["name"] for a in axes] == ["c", "y", "x"]
+    assert group.attrs["napari-ozx"]["rgb"] is True
+
+
+# ------------------------------------------------------------------ 4. colormaps
+
+
+def test_viridis_round_trips(make_napari_viewer, tmp_path):
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[0:256, 0:256]
+    data = (xx * 4 + rng.integers(0, 10, xx.shape)).astype("uint16")
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(data, name="ramp", colormap="viridis", contrast_limits=(0, 1024))
+    path = tmp_path / "viridis.ozx"
+    viewer.layers.save(str(path), plugin="napari-ozx")
+    viewer.layers.clear()
+
+    (layer,) = _open(viewer, path)
+    assert layer.colormap.name == "viridis"
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+    np.testing.assert_allclose(layer.colormap.colors, AVAILABLE_COLORMAPS["viridis"].colors,
+                               atol=1e-5)
+    shot = _shot(viewer, "viridis")
+    pixels = viewer.screenshot(canvas_only=True, flash=False)
+    h, w = pixels.shape[:2]
+    mid = pixels[h // 2, w // 2][:3].astype(int)
+    # viridis at 0.5 is teal (33, 145, 140): not a grey or a black-to-yellow ramp
+    assert mid[1] > mid[0] + 50 and mid[2] > mid[0] + 50, (mid, shot)
+
+    # other viewers: the omero colour is viridis' top colour, the ramp a single colour
+    channel = napari_ozx.open_ozx(path).attrs["ome"]["omero"]["channels"][0]
+    assert channel["color"] == "FDE725"
+    theirs = _open_ome_zarr(viewer, path)
+    np.testing.assert_allclose(theirs[0].colormap.colors[-1][:3],
+                               [0xFD / 255, 0xE7 / 255, 0x25 / 255], atol=1e-2)
+
+
+def test_a_custom_colormap_round_trips(make_napari_viewer, tmp_path):
+    from napari.utils.colormaps import Colormap
+
+    cmap = Colormap([[0, 0, 0, 1], [1, 0, 0, 1], [1, 1, 0, 1]], controls=[0, 0.3, 1],
+                    name="fire-ish")
+    viewer = make_napari_viewer()
+    viewer.add_image(np.arange(64 * 64, dtype="uint16").reshape(64, 64), colormap=cmap)
+    path = tmp_path / "custom.ozx"
+    viewer.layers.save(str(path), plugin="napari-ozx")
+    viewer.layers.clear()
+    (layer,) = _open(viewer, path)
+    np.testing.assert_allclose(layer.colormap.colors, cmap.colors, atol=1e-5)
+    np.testing.assert_allclose(layer.colormap.controls, cmap.controls, atol=1e-5)
+
+
+# ------------------------------------------------------------------ 5. axes
+
+
+def test_a_default_labelled_time_lapse_keeps_every_frame_on_every_level(make_napari_viewer,
+                                                                        tmp_path):
+    frames = np.stack([np.full((256, 256), 100 * (t + 1), dtype="uint16") for t in range(6)])
+    viewer = make_napari_viewer()
+    viewer.add_image(frames, name="timelapse")
+    assert viewer.layers[0].axis_labels == ("-3", "-2", "-1")  # napari's defaults
+    path = tmp_path / "tl.ozx"
+    napari_ozx.write_ozx(path, frames, pyramid_levels=3)
+    viewer.layers.clear()
+
+    (layer,) = _open(viewer, path)
+    assert layer.multiscale and len(layer.data) == 3
+    assert [lvl.shape[0] for lvl in layer.data] == [6, 6, 6]
+    for level in layer.data:  # frame 3 is frame 3 on every level, never blended
+        assert np.unique(np.asarray(level[3])).tolist() == [400]
+    axes = napari_ozx.open_ozx(path).attrs["ome"]["multiscales"][0]["axes"]
+    assert axes[0] == {"name": "dim_0"} and [a["type"] for a in axes[1:]] == ["space"] * 2
+
+    theirs = _open_ome_zarr(viewer, path)
+    assert [lvl.shape[0] for lvl in theirs[0].data] == [6, 6, 6]
+
+
+def test_a_spatial_unit_or_label_makes_the_leading_axis_z(tmp_path):
+    data = np.zeros((16, 64, 64), dtype="uint8")
+    napari_ozx.write_ozx(tmp_path / "zyx.ozx", data, units=["micrometer"] * 3,
+                         pyramid_levels=2)
+    group = napari_ozx.open_ozx(tmp_path / "zyx.ozx")
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
+    assert [a["name"] for a in axes] == ["z", "y", "x"]
+    assert group["1"].shape == (8, 32, 32)  # isotropic: z halved with y and x
+
+    napari_ozx.write_ozx(tmp_path / "tyx.ozx", data, units=["second", "um", "um"],
+                         pyramid_levels=2)
+    group = napari_ozx.open_ozx(tmp_path / "tyx.ozx")
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
+    assert [(a["name"], a["type"]) for a in axes] == [("t", "time"), ("y", "space"),
+                                                      ("x", "space")]
+    assert group["1"].shape == (16, 32, 32)
