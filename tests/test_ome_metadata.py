@@ -152,7 +152,7 @@ def test_legacy_image_warns():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         read_layers(g)
-    assert any("RFC-9" in str(w.message) for w in caught if w.category is OzxWarning)
+    assert any("RFC-9" in str(w.message) for w in caught if issubclass(w.category, OzxWarning))
 
 
 def test_unknown_unit_becomes_pixel_with_warning():

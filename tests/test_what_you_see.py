@@ -279,3 +279,93 @@ def test_a_spatial_unit_or_label_makes_the_leading_axis_z(tmp_path):
     assert [(a["name"], a["type"]) for a in axes] == [("t", "time"), ("y", "space"),
                                                       ("x", "space")]
     assert group["1"].shape == (16, 32, 32)
+
+
+# ------------------------------------------------------------------ 7. no root group
+
+
+def _root_not_zarr(tmp_path: Path) -> Path:
+    """The RFC-9 test kit's ``rootnotzarr`` case: the hierarchy sits in a folder of the ZIP."""
+    inner = tmp_path / "inner.ozx"
+    napari_ozx.write_ozx(inner, np.zeros((32, 32), dtype="uint8"))
+    out = tmp_path / "rootnotzarr.ozx"
+    with zipfile.ZipFile(inner) as z, zipfile.ZipFile(out, "w") as o:
+        for info in z.infolist():
+            o.writestr("image.zarr/" + info.filename, z.read(info))
+    inner.unlink()
+    return out
+
+
+def _bare_array(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A zip whose root is an array (what TensorStore's zip kvstore holds for one array),
+    written by zarr's own ZipStore."""
+    import zarr
+
+    data = np.arange(40 * 50, dtype="uint16").reshape(40, 50)
+    path = tmp_path / "bare.ozx"
+    store = zarr.storage.ZipStore(path, mode="w")
+    arr = zarr.create_array(store, shape=data.shape, dtype=data.dtype, chunks=(16, 16),
+                            dimension_names=["y", "x"])
+    arr[:] = data
+    store.close()
+    return path, data
+
+
+def test_an_archive_without_a_root_group_is_not_ome_zarr(make_napari_viewer, tmp_path,
+                                                        notifications, capsys):
+    path = _root_not_zarr(tmp_path)
+    with pytest.raises(napari_ozx.NotOmeZarrError) as e:
+        napari_ozx.open_ozx(path)
+    assert isinstance(e.value, napari_ozx.OzxError)
+    assert str(path) in str(e.value) and "'image.zarr'" in str(e.value)
+
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin=None)  # no exception reaches the user
+    assert len(viewer.layers) == 0
+    errors = [str(n.message) for n in notifications if n.severity == "error"]
+    assert any(str(path) in m and "no Zarr group or array at the root" in m for m in errors)
+
+    from napari_ozx.cli import main
+
+    main(["info", str(path)])
+    assert "no zarr.json at the archive root" in capsys.readouterr().out
+
+
+def test_a_bare_array_archive_opens(make_napari_viewer, tmp_path, capsys):
+    import zarr
+
+    path, data = _bare_array(tmp_path)
+    arr = napari_ozx.open_ozx(path)
+    assert isinstance(arr, zarr.Array)
+    np.testing.assert_array_equal(arr[:], data)
+    np.testing.assert_array_equal(zarr.open_array(napari_ozx.OzxStore(path), mode="r")[:], data)
+
+    viewer = make_napari_viewer()
+    (layer,) = _open(viewer, path)
+    assert layer.name == "bare" and tuple(layer.axis_labels) == ("y", "x")
+    np.testing.assert_array_equal(np.asarray(layer.data), data)
+
+    from napari_ozx.cli import main
+
+    main(["info", str(path)])
+    out = capsys.readouterr().out
+    assert "a bare Zarr array" in out and "(40, 50) uint16" in out
+
+
+# ------------------------------------------------------------------ 8. quiet where nothing is wrong
+
+
+def test_a_comment_less_zip_opens_without_warnings(make_napari_viewer, tmp_path, notifications):
+    from napari_ozx.validate import validate
+
+    src = tmp_path / "img.ozx"
+    napari_ozx.write_ozx(src, _image(np.random.default_rng(8)))
+    plain = tmp_path / "plain.zip"  # same entries, no archive comment (as zip -r makes it)
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(plain, "w") as o:
+        for info in z.infolist():
+            o.writestr(info.filename, z.read(info))
+    viewer = make_napari_viewer()
+    (layer,) = _open(viewer, plain)
+    np.testing.assert_array_equal(np.asarray(layer.data), napari_ozx.open_ozx(src)["0"][:])
+    assert [n for n in notifications if n.severity in ("warning", "error")] == []
+    assert "no-comment" in {f.code for f in validate(plain).findings}

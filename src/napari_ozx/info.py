@@ -54,6 +54,7 @@ def describe(path: str | os.PathLike) -> dict:
     out["multiscales"] = _multiscales(nodes)
     out["labels"] = _labels(nodes)
     root = next((n for n in nodes if n["path"] == ""), None)
+    out["root"] = root["node_type"] if root is not None else None
     if root is not None and out["ome_version"] is None:
         out["ome_version"] = (root.get("ome") or {}).get("version")
     return out
@@ -155,6 +156,12 @@ def format_description(d: dict) -> str:
         + ("   jsonFirst" if d["json_first"] else ""),
         "  hierarchy",
     ]
+    if d.get("root") is None:
+        lines.insert(-1, "  root        no zarr.json at the archive root: not an OME-Zarr zip "
+                         "(RFC-9 puts the root there)")
+    elif d.get("root") == "array":
+        lines.insert(-1, "  root        a bare Zarr array, no OME metadata "
+                         "(open_ozx returns the array; napari shows it as one image)")
     for n in d["nodes"]:
         path = "/" + n["path"]
         if n["node_type"] == "array":

@@ -247,18 +247,15 @@ def _open_root(store: OzxStore, path, **kwargs: Any) -> zarr.Group | zarr.Array:
 
     try:
         return zarr.open_group(store=store, mode="r", **kwargs)
-    except NodeNotFoundError:
-        pass
-    except Exception as e:  # a root array makes open_group fail one way or another
-        if not _has(store, "zarr.json", ".zarray"):
-            raise
-        if "zarr_format" in kwargs and kwargs.get("zarr_format") not in (2, 3):
+    except Exception as e:  # no root metadata, a root array, or metadata zarr cannot parse
+        if _has(store, "zarr.json", ".zarray", ".zgroup", ".zattrs"):
+            try:
+                return zarr.open_array(store=store, mode="r", **kwargs)
+            except Exception:
+                pass
             raise e
-    if _has(store, "zarr.json", ".zarray"):
-        try:
-            return zarr.open_array(store=store, mode="r", **kwargs)
-        except Exception:
-            pass
+        if not isinstance(e, NodeNotFoundError):
+            raise
     deeper = _nested_root(store)
     hint = (f"; there is one in {deeper!r}: RFC-9 needs the OME-Zarr root at the ZIP root"
             if deeper else "")
