@@ -65,11 +65,27 @@ class LayerIn:
 
 
 def _levels_of(data, multiscale: bool | None) -> list:
-    if isinstance(data, (list, tuple)) and (multiscale or multiscale is None):
+    """The levels of layer data, level 0 first.
+
+    A pyramid is any sequence of arrays: a list or tuple, or napari's ``MultiScaleData`` (a
+    ``Sequence`` but not a ``list``, and itself array-like: it has a ``shape``, so the test is
+    "a sequence whose items are arrays", not "has no shape").  ``multiscale=False`` says the
+    data is one array even if it is a sequence (a nested list of pixels).
+    """
+    if multiscale is not False and _is_level_sequence(data):
         levels = list(data)
     else:
         levels = [data]
     return [_as_dask(a) for a in levels]
+
+
+def _is_level_sequence(data) -> bool:
+    if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
+        return False
+    if isinstance(data, (list, tuple)) and not data:
+        return False
+    first = data[0]
+    return hasattr(first, "shape") and hasattr(first, "dtype") and len(first.shape) > 0
 
 
 def _as_dask(a) -> da.Array:
