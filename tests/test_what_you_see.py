@@ -369,3 +369,125 @@ def test_a_comment_less_zip_opens_without_warnings(make_napari_viewer, tmp_path,
     np.testing.assert_array_equal(np.asarray(layer.data), napari_ozx.open_ozx(src)["0"][:])
     assert [n for n in notifications if n.severity in ("warning", "error")] == []
     assert "no-comment" in {f.code for f in validate(plain).findings}
+
+
+# ------------------------------------------------------------------ 6. plate labels
+
+PLATE_WELLS = ["A/1", "A/3", "B/2"]
+
+
+@pytest.fixture(scope="module")
+def labelled_plate(tmp_path_factory) -> tuple[Path, dict]:
+    """An HCS plate (2 x 3, three wells, two fields) whose fields have ``labels/cells``,
+    written by ome-zarr-py and zipped in RFC-9 order."""
+    from ome_zarr.writer import (write_image, write_labels, write_plate_metadata,
+                                 write_well_metadata)
+
+    from archives import zip_stdlib
+
+    d = tmp_path_factory.mktemp("lplate")
+    root = zarr_open_group(d / "plate.zarr")
+    write_plate_metadata(root, ["A", "B"], ["1", "2", "3"], PLATE_WELLS, field_count=2,
+                         name="P2")
+    masks = {}
+    for i, well in enumerate(PLATE_WELLS):
+        row, col = well.split("/")
+        wg = root.require_group(row).require_group(col)
+        write_well_metadata(wg, ["0", "1"])
+        for f in range(2):
+            fg = wg.require_group(str(f))
+            write_image(np.full((2, 64, 96), 100 * (i + 1) + f, dtype="uint16"), fg,
+                        axes="cyx", scale_factors=(2,),
+                        storage_options={"chunks": (1, 32, 32)})
+            mask = np.zeros((64, 96), dtype="uint32")
+            mask[8:40, 10 + 10 * i:50 + 10 * i] = i + 1
+            write_labels(mask, fg, name="cells", axes="yx", scale_factors=(2,),
+                         label_metadata={"colors": [{"label-value": i + 1,
+                                                     "rgba": [255, 0, 0, 255]}]})
+            masks[(well, f)] = mask
+    return zip_stdlib(d / "plate.zarr", d / "plate.ozx"), masks
+
+
+def zarr_open_group(path):
+    import zarr
+
+    return zarr.open_group(str(path), mode="w")
+
+
+def test_plate_labels_are_shown_tiled_like_the_images(make_napari_viewer, labelled_plate):
+    path, masks = labelled_plate
+    viewer = make_napari_viewer(show=True)
+    layers = _open(viewer, path)
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds.count("Labels") == 1 and kinds.count("Image") == 2, kinds
+    image = next(layer for layer in layers if type(layer).__name__ == "Image")
+    cells = next(layer for layer in layers if type(layer).__name__ == "Labels")
+    first = napari_ozx.open_ozx(path)["A/1/0/labels/cells"]
+    n_levels = len(first.attrs["ome"]["multiscales"][0]["datasets"])
+    assert cells.visible and cells.multiscale and len(cells.data) == n_levels > 1
+    assert cells.data[0].shape == (2 * 64, 3 * 96) == image.data[0].shape[-2:]
+    np.testing.assert_allclose(cells.scale, image.scale[-2:])
+    # well B/2 is row 1, column 1 of the mosaic; absent wells are 0
+    np.testing.assert_array_equal(np.asarray(cells.data[0][64:128, 96:192]),
+                                  masks[("B/2", 0)])
+    np.testing.assert_array_equal(np.asarray(cells.data[0][64:128, 0:96]), 0)
+    np.testing.assert_array_equal(np.asarray(cells.data[1][:32, :48]),
+                                  masks[("A/1", 0)][::2, ::2])
+    # the first field's image-label colours (value 1 of well A/1: red)
+    np.testing.assert_allclose(cells.colormap.map(1)[:3], [1.0, 0.0, 0.0], atol=1e-6)
+    viewer.reset_view()
+    _shot(viewer, "plate-labels")
+
+    # napari-ome-zarr on the same plate unzipped: the same layers, grid and placement
+    theirs = _open_ome_zarr(viewer, path)
+    their_labels = [layer for layer in theirs if type(layer).__name__ == "Labels"]
+    assert len(their_labels) == 1
+    assert [lvl.shape for lvl in their_labels[0].data] == [lvl.shape for lvl in cells.data]
+    np.testing.assert_allclose(their_labels[0].scale, cells.scale)
+    np.testing.assert_array_equal(np.asarray(their_labels[0].data[1]),
+                                  np.asarray(cells.data[1]))
+
+
+def test_a_large_plate_with_labels_opens_in_seconds(tmp_path):
+    """384 wells, labels in every field: the layer data comes back without reading pixels."""
+    import time
+
+    import zarr
+
+    from napari_ozx._reader import read_ozx
+
+    from archives import zip_stdlib
+
+    rows = [chr(ord("A") + i) for i in range(16)]
+    cols = [str(i + 1) for i in range(24)]
+    d = tmp_path / "big.zarr"
+    root = zarr.open_group(str(d), mode="w", zarr_format=3)
+    wells = [f"{r}/{c}" for r in rows for c in cols]
+    image_ms = {"version": "0.5", "multiscales": [{
+        "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [{"path": str(k), "coordinateTransformations": [
+            {"type": "scale", "scale": [2.0 ** k, 2.0 ** k]}]} for k in range(2)]}]}
+    root.attrs["ome"] = {"version": "0.5", "plate": {
+        "rows": [{"name": r} for r in rows], "columns": [{"name": c} for c in cols],
+        "wells": [{"path": w, "rowIndex": rows.index(w.split("/")[0]),
+                   "columnIndex": cols.index(w.split("/")[1])} for w in wells]}}
+    for w in wells:
+        wg = root.require_group(w)
+        wg.attrs["ome"] = {"version": "0.5", "well": {"images": [{"path": "0"}]}}
+        fg = wg.require_group("0")
+        fg.attrs["ome"] = image_ms
+        lg = fg.require_group("labels")
+        lg.attrs["ome"] = {"version": "0.5", "labels": ["nuclei"]}
+        cg = lg.require_group("nuclei")
+        cg.attrs["ome"] = dict(image_ms, **{"image-label": {}})
+        for g, dtype in ((fg, "uint16"), (cg, "uint32")):
+            for k, n in enumerate((256, 128)):
+                g.create_array(str(k), shape=(n, n), dtype=dtype, chunks=(n, n))
+    path = zip_stdlib(d, tmp_path / "big.ozx")
+    start = time.perf_counter()
+    layers = read_ozx(str(path))
+    seconds = time.perf_counter() - start
+    print(f"384-well plate with labels: layer data in {seconds:.2f} s")
+    assert [kind for _, _, kind in layers] == ["image", "labels"]
+    assert layers[1][0][0].shape == (16 * 256, 24 * 256)
+    assert seconds < 20, seconds
