@@ -48,8 +48,8 @@ def test_compose_applies_dataset_then_multiscale():
 
 
 def test_compose_warns_and_skips_what_napari_cannot_take():
-    with pytest.warns(OzxWarning, match="rotation"):
-        scale, _ = compose([{"type": "rotation", "rotation": [[0, 1], [1, 0]]},
+    with pytest.warns(OzxWarning, match="mapAxis"):
+        scale, _ = compose([{"type": "mapAxis", "mapAxis": [1, 0]},
                             {"type": "scale", "scale": [2, 2]}], ndim=2, where="x/zarr.json")
     np.testing.assert_allclose(scale, [2, 2])
     with pytest.warns(OzxWarning, match="3 values for 2 axes"):
