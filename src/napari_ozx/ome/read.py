@@ -31,6 +31,10 @@ def read_layers(root, *, name: str = "image", token: str = "") -> list[LayerData
                       OzxConformanceWarning, stacklevel=2)
     if "plate" in oa:
         return plate_layers(root, name=name, token=token)
+    if "scene" in oa:
+        from .scene import scene_layers
+
+        return scene_layers(root, name=name, token=token)
     if "multiscales" in oa:
         return image_layers(root, name=name, token=token)
     if "bioformats2raw.layout" in oa:
@@ -38,7 +42,7 @@ def read_layers(root, *, name: str = "image", token: str = "") -> list[LayerData
     if "well" in oa:
         return _well_layers(root, oa, name=name, token=token)
     raise NotOmeZarrError(
-        "the root group has no OME-Zarr metadata (multiscales, plate, well or "
+        "the root group has no OME-Zarr metadata (multiscales, plate, well, scene or "
         "bioformats2raw.layout)",
         entry=metadata_entry(root),
     )
