@@ -77,6 +77,25 @@ def test_a_write_without_limits_opens_with_limits_inside_the_data_range(make_nap
     assert list(theirs[0].contrast_limits) == [lo, hi]
 
 
+def test_contrast_from_the_data_is_not_averaged_away_by_the_pyramid(tmp_path):
+    """Noise over 0..4000 in a 16 Mi-value image: the small level the window is read from is
+    a mean of 2x2 pixels (its range is narrower), so full-resolution pixels must count too."""
+    import time
+
+    import dask.array as da
+
+    noise = da.random.default_rng(7).integers(0, 4000, (2, 4096, 2048), chunks=(1, 1024, 2048))
+    path = tmp_path / "noise.ozx"
+    start = time.perf_counter()
+    napari_ozx.write_ozx(path, noise.astype("uint16"))
+    print(f"16 Mi-value save with contrast from the data: {time.perf_counter() - start:.2f} s")
+    group = napari_ozx.open_ozx(path)
+    assert group["1"].shape == (2, 2048, 1024)  # the level of <= 4 Mi values is downsampled
+    window = group.attrs["ome"]["omero"]["channels"][0]["window"]
+    assert window["start"] < 40 and window["end"] > 3960, window
+    assert (window["min"], window["max"]) == (0, 65535)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_float_data_without_limits_saves_and_opens_with_its_range(make_napari_viewer, tmp_path,
                                                                   channels):

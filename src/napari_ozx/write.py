@@ -571,8 +571,7 @@ class _Job:
         img = self.plan.image
         ome = {"version": M.OME_VERSION}
         ome["multiscales"] = self._multiscales(img)
-        windows = _data_windows(self.store, img, [
-            self.layouts[(img.path, k)][0] for k in range(len(img.levels) + len(img.steps))])
+        windows = _data_windows(self, img)
         if windows is not None:
             img.attrs["omero"] = M.omero_metadata(img.channels, img.levels[0].dtype, windows)
         ome.update(img.attrs)
@@ -658,38 +657,60 @@ def _napari_attrs(images: list[LayerIn], expanded: list[LayerIn]) -> dict:
 WINDOW_SAMPLE = 1 << 22
 
 
-def _data_windows(store, ap: ArrayPlan, shapes: list[tuple[int, ...]]) -> list | None:
+def _data_windows(job, ap: ArrayPlan) -> list | None:
     """Per-channel robust windows (:func:`.ome.write.sample_window`) for the channels saved
-    without contrast limits (None when all have them), read back from the archive: from the
-    largest level of at most WINDOW_SAMPLE values per channel (whole, so the whole field of
-    view counts, and as little smoothed by downsampling as that allows), else from evenly
-    spread planes of the smallest level."""
-    import zarr
+    without contrast limits (None when all have them), read back from the archive.
 
+    The sample is the largest level of at most WINDOW_SAMPLE values per channel, whole (the
+    whole field of view counts), together with up to WINDOW_SAMPLE / 4 values of level 0
+    from the shard at its centre (full resolution: downsampling alone would average the noise and
+    the small bright spots away).  Each shard involved is read once."""
     if all(ch.get("contrast_limits") is not None for ch in ap.channels):
         return None
+    layouts = [job.layouts[(ap.path, k)] for k in range(len(ap.levels) + len(ap.steps))]
     types = ap.types
     c = types.index("channel") if "channel" in types else None
-    per_channel = [math.prod(s) // (s[c] if c is not None else 1) for s in shapes]
-    k = next((j for j, n in enumerate(per_channel) if n <= WINDOW_SAMPLE), len(shapes) - 1)
-    name = f"{ap.path}/{k}" if ap.path else str(k)
-    arr = zarr.open_array(store, path=name, mode="r+", zarr_format=3)
-    n_channels = arr.shape[c] if c is not None else 1
+    per_channel = [math.prod(lay[0]) // (lay[0][c] if c is not None else 1) for lay in layouts]
+    k = next((j for j, n in enumerate(per_channel) if n <= WINDOW_SAMPLE), len(layouts) - 1)
+    dtype = ap.levels[0].dtype
+
+    def level(j) -> da.Array:
+        name = f"{ap.path}/{j}" if ap.path else str(j)
+        shape, _, shards = layouts[j]
+        return job._read_back(name, job.writer.get(f"{name}/zarr.json"), shape, shards, dtype)
+
+    small, centre = level(k), None
+    if k > 0:  # level 0's central shard, all channels (at most one shard: SHARD_BYTES)
+        shape0, _, shards0 = layouts[0]
+        box = tuple(slice(None) if j == c else slice(n // 2 // s * s, n // 2 // s * s + s)
+                    for j, (n, s) in enumerate(zip(shape0, shards0)))
+        centre = level(0)[box]
+    n_channels = small.shape[c] if c is not None else 1
     out = []
     for i in range(n_channels):
         if ap.channels[i].get("contrast_limits") is not None:
             out.append(None)
             continue
-        index = _sample_index(arr.shape, types, c, i)
-        out.append(M.sample_window(np.asarray(arr.oindex[index]), arr.dtype))
+        parts = [_take(small, _sample_index(small.shape, types, c, i))]
+        if centre is not None:
+            parts.append(_take(centre, _sample_index(centre.shape, types, c, i,
+                                                     budget=WINDOW_SAMPLE // 4)))
+        out.append(M.sample_window(np.concatenate([p.ravel() for p in parts]), dtype))
     return out
 
 
-def _sample_index(shape, types, c, i) -> tuple:
+def _take(array: da.Array, index: tuple) -> np.ndarray:
+    """Outer indexing (one index per axis, applied axis by axis), computed."""
+    for axis, ix in enumerate(index):
+        if not (isinstance(ix, slice) and ix == slice(None)):
+            array = array[(slice(None),) * axis + (ix,)]
+    return np.asarray(array.compute(scheduler="threads"))
+
+
+def _sample_index(shape, types, c, i, budget: int = WINDOW_SAMPLE) -> tuple:
     """An index of at most about WINDOW_SAMPLE values of channel ``i``: evenly spaced planes
     of the other non-space axes, then the centre of the space axes."""
     index: list = []
-    budget = WINDOW_SAMPLE
     for axis, (n, t) in enumerate(zip(shape, types)):
         if axis == c:
             index.append(np.array([i]))

@@ -200,6 +200,10 @@ def colormap_hex(colormap: Any) -> str:
     return "".join(f"{int(round(min(max(v, 0.0), 1.0) * 255)):02X}" for v in top)
 
 
+#: the percentiles of a window are taken over at most about this many values
+PERCENTILE_VALUES = 1 << 20
+
+
 def sample_window(sample: np.ndarray, dtype: np.dtype) -> tuple[float, float, float, float] | None:
     """(start, end, min, max) of a window for ``sample`` (pixels of one channel): start/end the
     0.1 and 99.9 percentiles (one hot pixel does not set the contrast), min/max the values'
@@ -211,9 +215,10 @@ def sample_window(sample: np.ndarray, dtype: np.dtype) -> tuple[float, float, fl
         values = values[np.isfinite(values)]
     if values.size == 0:
         return None
-    values = values.astype(np.float64)
-    lo, hi = (float(v) for v in np.percentile(values, [0.1, 99.9]))
     vmin, vmax = float(values.min()), float(values.max())
+    if values.size > PERCENTILE_VALUES:  # every n-th value: percentiles cost O(n) copies
+        values = values[:: values.size // PERCENTILE_VALUES | 1]
+    lo, hi = (float(v) for v in np.percentile(values.astype(np.float64), [0.1, 99.9]))
     if hi <= lo:
         hi = vmax
     if np.dtype(dtype).kind in "uib":
