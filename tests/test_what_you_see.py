@@ -267,7 +267,8 @@ def test_a_default_labelled_time_lapse_keeps_every_frame_on_every_level(make_nap
     viewer.add_image(frames, name="timelapse")
     assert viewer.layers[0].axis_labels == ("-3", "-2", "-1")  # napari's defaults
     path = tmp_path / "tl.ozx"
-    napari_ozx.write_ozx(path, frames, pyramid_levels=3)
+    # the layer itself (napari's labels, pixel units); 3 levels asked for, as a big one gets
+    napari_ozx.write_ozx(path, viewer.layers[0], pyramid_levels=3)
     viewer.layers.clear()
 
     (layer,) = _open(viewer, path)
@@ -646,3 +647,18 @@ def test_an_unknown_transformation_warns_and_the_image_still_opens(make_napari_v
     warnings_ = [str(n.message) for n in notifications if n.severity == "warning"]
     assert any("displacements" in m and "not supported" in m and str(path) in m
                for m in warnings_), warnings_
+
+
+def test_file_save_layers_of_a_big_time_lapse_keeps_its_frames(make_napari_viewer, tmp_path):
+    """The same through File > Save Layers with the default pyramid (big enough to get one)."""
+    frames = np.broadcast_to((np.arange(6, dtype="uint16") * 100 + 100)[:, None, None],
+                             (6, 2048, 2048))
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ascontiguousarray(frames), name="timelapse")
+    path = tmp_path / "big-tl.ozx"
+    viewer.layers.save(str(path), plugin="napari-ozx")
+    viewer.layers.clear()
+    (layer,) = _open(viewer, path)
+    assert layer.multiscale and len(layer.data) > 1
+    assert {lvl.shape[0] for lvl in layer.data} == {6}
+    assert np.unique(np.asarray(layer.data[-1][3])).tolist() == [400]
