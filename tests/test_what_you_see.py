@@ -542,6 +542,10 @@ def test_ngff_zarr_0_6_archive_is_placed_as_napari_ome_zarr_places_it(make_napar
     (theirs,) = _open_ome_zarr(viewer, path)
     np.testing.assert_allclose(_corners_in_world(ours), _corners_in_world(theirs), atol=1e-9)
 
+    from napari_ozx.info import describe
+
+    assert [ms["axes"] for ms in describe(path)["multiscales"]] == [["y", "x"]]
+
 
 def _v06_image(root, path: str, data: np.ndarray, *, scale, extra=None) -> None:
     """A hand-written OME-Zarr 0.6 image: one level, datasets -> 'physical' by a scale."""

@@ -122,10 +122,19 @@ def _multiscales(nodes: list[dict]) -> list[dict]:
             out.append({
                 "group": n["path"],
                 "name": ms.get("name"),
-                "axes": [a.get("name") if isinstance(a, dict) else a for a in ms.get("axes") or []],
+                "axes": [a.get("name") if isinstance(a, dict) else a for a in _axes(ms)],
                 "levels": levels,
             })
     return out
+
+
+def _axes(ms: dict) -> list:
+    """``axes``, or in OME-Zarr 0.6 those of the first coordinate system."""
+    axes = ms.get("axes")
+    systems = ms.get("coordinateSystems")
+    if axes is None and isinstance(systems, list) and systems and isinstance(systems[0], dict):
+        axes = systems[0].get("axes")
+    return axes if isinstance(axes, list) else []
 
 
 def _labels(nodes: list[dict]) -> list[str]:
