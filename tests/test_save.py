@@ -513,14 +513,17 @@ def test_axes_from_meaningful_labels_else_inferred(tmp_path):
     from napari.layers import Image
 
     # napari's placeholder labels ('-4'...'-1') mean nothing: the last two are y, x; the
-    # leading ones are of unknown type (never downsampled), the first saved as time since
-    # OME-Zarr has room for one untyped axis only; c goes after t
+    # leading ones are of unknown type and never downsampled.  OME-Zarr has room for one
+    # axis of channel-or-unknown type: the first is saved as time (c goes after it), the
+    # other as space (z), still not downsampled
     a = Image(_pixels(1, shape=(2, 3, 40, 50)), name="a")
     b = Image(_pixels(2, shape=(2, 3, 40, 50)), name="b")
-    write_ozx(tmp_path / "t.ozx", [a, b], pyramid_levels=1)
-    axes = open_ozx(tmp_path / "t.ozx").attrs["ome"]["multiscales"][0]["axes"]
+    write_ozx(tmp_path / "t.ozx", [a, b], pyramid_levels=2)
+    group = open_ozx(tmp_path / "t.ozx")
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
     assert [(x["name"], x.get("type")) for x in axes] == [
-        ("t", "time"), ("c", "channel"), ("dim_1", None), ("y", "space"), ("x", "space")]
+        ("t", "time"), ("c", "channel"), ("z", "space"), ("y", "space"), ("x", "space")]
+    assert group["1"].shape == (2, 2, 3, 20, 25)
     # meaningful labels are kept
     c = Image(_pixels(3, shape=(40, 50)), name="c", axis_labels=("row", "col"),
               units=("nanometer", "nanometer"))

@@ -666,3 +666,22 @@ def test_file_save_layers_of_a_big_time_lapse_keeps_its_frames(make_napari_viewe
     assert layer.multiscale and len(layer.data) > 1
     assert {lvl.shape[0] for lvl in layer.data} == {6}
     assert np.unique(np.asarray(layer.data[-1][3])).tolist() == [400]
+
+
+def test_five_unlabelled_axes_save_as_ome_zarr_allows_and_only_the_plane_shrinks(
+        make_napari_viewer, tmp_path):
+    data = np.arange(2 * 3 * 4 * 64 * 64, dtype="uint32").reshape(2, 3, 4, 64, 64)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(data, name="five")
+    path = tmp_path / "five.ozx"
+    napari_ozx.write_ozx(path, layer, pyramid_levels=2)
+    group = napari_ozx.open_ozx(path)
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
+    # one axis of unknown type is all OME-Zarr 0.5 allows: the others are typed, not shrunk
+    assert [(a["name"], a.get("type")) for a in axes] == [
+        ("t", "time"), ("dim_1", None), ("z", "space"), ("y", "space"), ("x", "space")]
+    assert group["1"].shape == (2, 3, 4, 32, 32)
+    viewer.layers.clear()
+    (ours,) = _open(viewer, path)
+    (theirs,) = _open_ome_zarr(viewer, path)  # ome-zarr-py accepts one unknown axis only
+    assert [lvl.shape for lvl in theirs.data] == [lvl.shape for lvl in ours.data]

@@ -316,8 +316,8 @@ def plan_layers(
     axes = M.axes_metadata(names, units)
     types = [a.get("type") for a in axes]
     chunks0, _ = storage.layout(levels[0].shape, types, levels[0].dtype)
-    levels, steps, given = _pyramid(levels, types, scale, chunks0,
-                                    pyramid_levels=pyramid_levels)
+    levels, steps, given = _pyramid(levels, _planned_types(types, names, units), scale,
+                                    chunks0, pyramid_levels=pyramid_levels)
     factors = _given_factors(levels) if given > 1 else _cumulative(steps, len(names))
     channels = [{"name": x.name, "colormap": x.meta.get("colormap", "gray"),
                  "contrast_limits": x.meta.get("contrast_limits"),
@@ -355,8 +355,9 @@ def plan_layers(
                                              if t != "channel")):
             lsteps, lgiven = image_steps, 1  # same grid as the image: same pyramid
         else:
-            lv, lsteps, lgiven = _pyramid(lv, ltypes, lscale, lchunks,
-                                          pyramid_levels=pyramid_levels)
+            lv, lsteps, lgiven = _pyramid(lv, _planned_types(ltypes, lnames,
+                                                             _units(lab.meta, lnd)),
+                                          lscale, lchunks, pyramid_levels=pyramid_levels)
         lfactors = _given_factors(lv) if lgiven > 1 else _cumulative(lsteps, lnd)
         if not np.issubdtype(lv[0].dtype, np.integer):
             raise OzxError(f"labels layer {lab.name!r} has dtype {lv[0].dtype}; label images "
@@ -628,6 +629,13 @@ _NO_SAVE = {
     "M": "OME-Zarr images hold numbers; save it as integers (e.g. .astype('int64'))",
     "m": "OME-Zarr images hold numbers; save it as integers (e.g. .astype('int64'))",
 }
+
+
+def _planned_types(types: list, names: list, units: list) -> list:
+    """Axis types for planning the pyramid: an axis typed space only because OME-Zarr wants
+    one there (:func:`.ome.write.forced_space`) is not downsampled."""
+    forced = M.forced_space(names, units)
+    return [None if i in forced else t for i, t in enumerate(types)]
 
 
 def _check_dtype(layer: LayerIn) -> None:

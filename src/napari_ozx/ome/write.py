@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "OME_VERSION",
     "axes_metadata",
+    "forced_space",
     "infer_axis_names",
     "axis_type",
     "unit_name",
@@ -97,16 +98,10 @@ def unit_name(unit: Any) -> str | None:
     return None if text in ("pixel", "dimensionless", "") else text
 
 
-def axes_metadata(names: Sequence[str], units: Sequence[Any] | None = None) -> list[dict]:
-    """``multiscales[].axes``: names, types and units.
-
-    A type comes from the name (``t``, ``c``, ``z``, ``y``, ``x``...) or else the unit (length:
-    space, time: time); the last two axes, when nothing else is known of them, are space
-    (napari shows them as the plane).  Any other axis has no type: it is never downsampled.
-    OME-Zarr allows one such axis (in the place of the channel axis): when there are more, or
-    a channel axis as well, the first untyped one is saved as time, which is not downsampled
-    either.
-    """
+def _typed(names: Sequence[str], units: Sequence[Any] | None
+           ) -> tuple[list[str], list[str | None], set[int], list]:
+    """(names, types, indices typed space only to satisfy OME-Zarr, units) of
+    :func:`axes_metadata`."""
     ndim = len(names)
     units = list(units) if units is not None else []
     units = units + [None] * (ndim - len(units))
@@ -121,6 +116,39 @@ def axes_metadata(names: Sequence[str], units: Sequence[Any] | None = None) -> l
     names = list(names)
     if types[0] == "time" and re.match(r"^dim_\d+$", names[0]) and "t" not in names:
         names[0] = "t"
+    # Still more than one axis of channel or unknown type (OME-Zarr allows one): the unknown
+    # one nearest the plane is saved as space, while there is room for a third space axis.
+    forced: set[int] = set()
+    while True:
+        others = [i for i, t in enumerate(types) if t not in ("space", "time")]
+        untyped = [i for i in others if types[i] is None]
+        if len(others) <= 1 or not untyped or types.count("space") >= 3:
+            break
+        i = untyped[-1]
+        types[i] = "space"
+        forced.add(i)
+        if re.match(r"^dim_\d+$", names[i]) and "z" not in names:
+            names[i] = "z"
+    return names, types, forced, units
+
+
+def forced_space(names: Sequence[str], units: Sequence[Any] | None = None) -> set[int]:
+    """Axes :func:`axes_metadata` types as space only because OME-Zarr wants an axis typed
+    there: they are not known to be spatial, so they are never downsampled."""
+    return _typed(names, units)[2]
+
+
+def axes_metadata(names: Sequence[str], units: Sequence[Any] | None = None) -> list[dict]:
+    """``multiscales[].axes``: names, types and units.
+
+    A type comes from the name (``t``, ``c``, ``z``, ``y``, ``x``...) or else the unit (length:
+    space, time: time); the last two axes, when nothing else is known of them, are space
+    (napari shows them as the plane).  Any other axis has no type: it is never downsampled.
+    OME-Zarr allows one such axis (in the place of the channel axis): when there are more, or
+    a channel axis as well, the first untyped one is saved as time, and any further one, next
+    to the plane, as space (``z``; see :func:`forced_space`); neither is downsampled.
+    """
+    names, types, _, units = _typed(names, units)
     out = []
     for i, name in enumerate(names):
         ax: dict[str, Any] = {"name": name}
