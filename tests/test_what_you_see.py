@@ -685,3 +685,30 @@ def test_five_unlabelled_axes_save_as_ome_zarr_allows_and_only_the_plane_shrinks
     (ours,) = _open(viewer, path)
     (theirs,) = _open_ome_zarr(viewer, path)  # ome-zarr-py accepts one unknown axis only
     assert [lvl.shape for lvl in theirs.data] == [lvl.shape for lvl in ours.data]
+
+
+def test_a_0_6_image_with_alternative_systems_uses_the_first_as_napari_ome_zarr(
+        make_napari_viewer, tmp_path):
+    """Multiscale-level transformations in 0.6 are alternatives out of the datasets' system:
+    the first applies (here a rotation with a translation), the second (a flip) does not."""
+    import zarr
+
+    from archives import zip_stdlib
+
+    d = tmp_path / "alt.zarr"
+    root = zarr.open_group(str(d), mode="w", zarr_format=3)
+    _v06_image(root, "img", np.arange(30 * 50, dtype="uint16").reshape(30, 50),
+               scale=(2.0, 2.0), extra={"coordinateTransformations": [
+                   {"type": "sequence", "input": {"name": "physical"},
+                    "output": {"name": "rotated"}, "transformations": [
+                        {"type": "rotation", "rotation": [[0.0, -1.0], [1.0, 0.0]]},
+                        {"type": "translation", "translation": [100.0, 0.0]}]},
+                   {"type": "scale", "scale": [-1.0, 1.0], "input": {"name": "physical"},
+                    "output": {"name": "flipped"}}]})
+    path = zip_stdlib(d / "img", tmp_path / "alt.ozx")
+    viewer = make_napari_viewer()
+    (ours,) = _open(viewer, path)
+    # pixel (30, 0) -> (60, 0) um -> rotated (0, 60) -> (100, 60)
+    np.testing.assert_allclose(ours.data_to_world((30, 0)), [100.0, 60.0], atol=1e-9)
+    (theirs,) = _open_ome_zarr(viewer, path)
+    np.testing.assert_allclose(_corners_in_world(ours), _corners_in_world(theirs), atol=1e-9)
