@@ -117,7 +117,8 @@ def rgb_levels(levels: list, c: int) -> list:
 
 
 def image_layers(group, *, name: str, token: str = "", with_labels: bool = True,
-                 parent: list | None = None) -> list[LayerData]:
+                 paint_budget: int | None = None, parent: list | None = None
+                 ) -> list[LayerData]:
     """Layer data for the image in ``group`` (which has ``multiscales``) and its labels;
     ``parent``: the transformation lists that place it in a scene, after its dataset's."""
     oa = attrs_of(group)
@@ -134,7 +135,7 @@ def image_layers(group, *, name: str, token: str = "", with_labels: bool = True,
         c = axes.channel_axis
         keep = [i for i in range(len(scale)) if i != c]
         parent_grid = (axes.without(c), scale[keep], translate[keep])
-        labels = label_layers(group, parent=parent_grid, token=token)
+        labels = label_layers(group, parent=parent_grid, token=token, budget=paint_budget)
         if "affine" in kwargs:  # labels on the image's grid share its placement
             for _, lkw, _ in labels:
                 if np.allclose(lkw["scale"], scale[keep]) and np.allclose(lkw["translate"],
