@@ -656,7 +656,7 @@ def test_an_unknown_transformation_warns_and_the_image_still_opens(make_napari_v
 def test_file_save_layers_of_a_big_time_lapse_keeps_its_frames(make_napari_viewer, tmp_path):
     """The same through File > Save Layers with the default pyramid (big enough to get one)."""
     frames = np.broadcast_to((np.arange(6, dtype="uint16") * 100 + 100)[:, None, None],
-                             (6, 2048, 2048))
+                             (6, 1024, 4096))  # wider than napari's 2048 tile
     viewer = make_napari_viewer()
     viewer.add_image(np.ascontiguousarray(frames), name="timelapse")
     path = tmp_path / "big-tl.ozx"
