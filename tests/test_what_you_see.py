@@ -207,6 +207,17 @@ def test_rgb_and_rgba_layers_round_trip_as_one_layer(make_napari_viewer, tmp_pat
     assert [a["name"] for a in axes] == ["c", "y", "x"]
     assert group.attrs["napari-ozx"]["rgb"] is True
 
+    # saved again from the reopened layer: still one RGB(A) layer with the same pixels
+    for other in theirs:
+        viewer.layers.remove(other)
+    again = tmp_path / f"rgb{n}-again.ozx"
+    viewer.layers.save(str(again), plugin="napari-ozx")
+    viewer.layers.clear()
+    (back,) = _open(viewer, again)
+    assert back.rgb
+    np.testing.assert_array_equal(np.asarray(back.data[0] if back.multiscale else back.data),
+                                  rgb)
+
 
 # ------------------------------------------------------------------ 4. colormaps
 
