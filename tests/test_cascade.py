@@ -150,7 +150,7 @@ def test_visit_order_keeps_one_partial_shard_per_level():
         deliver(0, level0[i])
     assert completed == [len(g.regions) for g in grids[1:]]
     assert most == [1, 1, 1]
-    assert all(a.pending == 0 for a in assemblies)
+    assert assemblies and all(a.pending == 0 for a in assemblies)
 
 
 def test_assembly_refuses_a_piece_of_the_wrong_shape():

@@ -14,7 +14,7 @@ def _open(viewer, path):
     # plugin=None: no plugin named, napari picks the reader (what File > Open and drag-and-drop
     # do; a bare ``viewer.open(path)`` means plugin="napari", napari's builtins, in napari >= 0.5)
     layers = viewer.open(str(path), plugin=None)
-    assert all(layer.source.reader_plugin == "napari-ozx" for layer in layers)
+    assert layers and all(layer.source.reader_plugin == "napari-ozx" for layer in layers)
     return layers
 
 

@@ -422,7 +422,7 @@ class _Job:
         """A copy of level ``k`` if it is unchanged data read from an archive and may keep its
         stored layout (see :mod:`.rawcopy`).  Levels of a pyramid still to be computed are
         encoded: the cascade needs the pixels of the level above them."""
-        if ap.steps or k >= len(ap.levels):
+        if ap.steps or k >= len(ap.levels) or not self.storage.copy_unchanged:
             return None
         ours = None if self.storage.keep_layout else self._array_metadata(ap, k)
         return rawcopy.plan_copy(ap.levels[k], [a["name"] for a in ap.axes], ours)
@@ -656,6 +656,10 @@ def _label_colours(colormap, values: np.ndarray, dtype) -> np.ndarray:
     if len(values) == 0:
         return np.zeros((0, 4))
     cmap = colormap if hasattr(colormap, "map") else None
+    if cmap is None and colormap is None:  # napari's default (cheaper than a Labels probe)
+        from napari.utils.colormaps import label_colormap
+
+        cmap = label_colormap(49, seed=0.5)
     if cmap is None:
         from napari.layers import Labels
 
@@ -806,6 +810,7 @@ def write_layers(
     pyramid_from: str = "written",
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    copy_unchanged: bool = True,
 ) -> str:
     """Save napari layers (``Layer`` objects, ``LayerData`` tuples or :class:`LayerIn`) as one
     ``.ozx``; returns the path once the archive is complete on disk.
@@ -814,6 +819,8 @@ def write_layers(
     are copied as they are stored, with no decode or encode (:mod:`.rawcopy`); without
     ``chunks``/``shards``/``codec``/``level`` they keep their stored layout (default: zstd
     level 3 for the rest), with them only a source laid out the same way is copied.
+
+    ``copy_unchanged=False`` encodes them again all the same.
 
     ``pyramid_levels``: None (default) builds a pyramid only where it helps napari (a plane
     larger than :data:`~.pyramid.SCREEN_TILE` along y or x, or a volume larger than
@@ -835,7 +842,8 @@ def write_layers(
         shards=tuple(shards) if shards is not None else None,
         codec="zstd" if codec is None else codec, level=3 if level is None else level,
         index_crc32c=index_crc32c, shard_bytes=shard_bytes,
-        keep_layout=chunks is None and shards is None and codec is None and level is None)
+        keep_layout=chunks is None and shards is None and codec is None and level is None,
+        copy_unchanged=copy_unchanged)
     plan = plan_layers(items, storage=storage, name=name, pyramid_levels=pyramid_levels,
                        image_method=image_method, labels_method=labels_method,
                        default_name=os.path.splitext(os.path.basename(os.fspath(path)))[0])
