@@ -8,6 +8,7 @@ that name the archive and the entry.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 import zlib
@@ -16,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OzxError, OzxWarning
+from .errors import OzxConformanceWarning, OzxError, OzxWarning
 from .zip import records as R
 from .zip.parse import NeedBytes, parse_central_block, parse_comment, parse_local_header
 from .zip.parse import parse_tail, tail_request
 from .zip.source import LocalFile
+
+_log = logging.getLogger("napari_ozx")
 
 URL_SCHEMES = ("http://", "https://", "s3://")
 PROBE_BLOCK = 64 * 1024  # central-directory bytes looked at when deciding about a .zip
@@ -264,7 +267,11 @@ def read_ozx(path: Any) -> list:
             _notify("error", f"napari-ozx could not open {p}: {type(e).__name__}: {e}")
             layers = [(None,)]
     for w in caught:
-        if issubclass(w.category, OzxWarning):
+        if issubclass(w.category, OzxConformanceWarning):
+            # nothing is wrong with what is shown: said once, in the log (validate reports it)
+            msg = str(w.message)
+            _log.info("%s", msg if msg.startswith(p) else f"{p}: {msg}")
+        elif issubclass(w.category, OzxWarning):
             msg = str(w.message)
             _notify("warning", msg if msg.startswith(p) else f"{p}: {msg}")
         else:
