@@ -91,7 +91,7 @@ def test_stdlib_zipfile_testzip(ome_archive):
     with zipfile.ZipFile(path) as zf:
         assert zf.testzip() is None
         assert zf.comment == EXPECTED_COMMENT
-        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+        assert zf.infolist() and all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
 
 
 def test_infozip_unzip_t(ome_archive):

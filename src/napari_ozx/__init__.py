@@ -15,6 +15,7 @@ _LAZY = {
     "OzxStore": ".store",
     "open_ozx": ".store",
     "write_ozx": ".write",
+    "add_labels": ".edit",
     "OzxWriteStore": ".write_store",
     "RemoteError": ".zip.remote",
     "OzxWriter": ".zip.writer",
@@ -48,6 +49,7 @@ __all__ = [
     "RemoteError",
     "UnsafeNameError",
     "UnsupportedFeatureError",
+    "add_labels",
     "open_ozx",
     "write_ozx",
 ]

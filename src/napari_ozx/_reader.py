@@ -14,6 +14,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .errors import OzxError, OzxWarning
 from .zip import records as R
 from .zip.parse import NeedBytes, parse_central_block, parse_comment, parse_local_header
@@ -186,9 +188,61 @@ def _open_root(path: str):
         ) from e
 
 
+#: Label values past the largest listed one that get napari's own colours in a direct colormap
+#: (what a user paints next: napari's "new label" is the largest value + 1).
+UNLISTED_COLOURS = 1024
+
+
+def _napari_label_colormap(listed: dict):
+    """napari colormap for ``image-label.colors`` (``{value: rgba}``): None (napari's own
+    cyclic colours) when the listed colours are napari's own, as in archives napari-ozx saved
+    from a layer with default colours; otherwise the listed colours over napari's own for
+    every other value up to :data:`UNLISTED_COLOURS` past the largest listed."""
+    from napari.utils.colormaps import DirectLabelColormap, label_colormap
+
+    own = label_colormap(49, seed=0.5)
+    values = np.array(sorted(v for v in listed if v is not None and v != 0), dtype=np.int64)
+    if values.size and np.allclose(own.map(values), [listed[int(v)] for v in values],
+                                   atol=1.5 / 255):
+        return None
+    top = int(values.max()) if values.size else 0
+    more = np.arange(1, top + UNLISTED_COLOURS + 1, dtype=np.int64)
+    colours = {int(v): rgba for v, rgba in zip(more, own.map(more))}
+    colours.update({k: v for k, v in listed.items() if k is not None})
+    colours.setdefault(0, [0.0, 0.0, 0.0, 0.0])
+    colours[None] = [0.0, 0.0, 0.0, 0.0]
+    return DirectLabelColormap(color_dict=colours)
+
+
+def _for_napari(layers: list, *, load: bool = True) -> list:
+    """Finish layer data for napari: label images small enough to paint are loaded into a
+    writable array (with ``load``; remembered, so an unchanged one is copied on save, see
+    :mod:`.provenance`), and label colours are napari colormaps."""
+    from . import provenance
+
+    out = []
+    for data, kwargs, kind in layers:
+        if kind == "labels":
+            meta = kwargs.get("metadata") or {}
+            if load and meta.get("paintable") and not isinstance(data, np.ndarray):
+                levels = provenance.pyramid_of(data)
+                data = np.array(data.compute(), copy=True)
+                provenance.register_loaded(data, levels)
+            cmap = kwargs.get("colormap")
+            if isinstance(cmap, dict):
+                cmap = _napari_label_colormap(cmap)
+                if cmap is None:
+                    kwargs.pop("colormap")
+                else:
+                    kwargs["colormap"] = cmap
+        out.append((data, kwargs, kind))
+    return out
+
+
 def read_ozx(path: Any) -> list:
     """Layer data for one archive; on failure a notification and napari's empty result."""
     from .ome import read_layers
+    from .ome.labels import paint_budget
 
     p = _single_path(path)
     if p is None:
@@ -197,7 +251,8 @@ def read_ozx(path: Any) -> list:
         warnings.simplefilter("always", OzxWarning)
         try:
             group = _open_root(p)
-            layers = read_layers(group, name=_layer_name(p), token=_token(p))
+            layers = _for_napari(read_layers(group, name=_layer_name(p), token=_token(p),
+                                             paint_budget=paint_budget()))
         except OzxError as e:
             e.with_archive(p)
             _notify("error", f"napari-ozx could not open {e}")

@@ -22,13 +22,33 @@ from collections.abc import Sequence
 import dask.array as da
 import numpy as np
 
-__all__ = ["METHODS", "LABEL_METHODS", "plan_factors", "downsample", "build_pyramid",
-           "downsample_block"]
+__all__ = ["METHODS", "LABEL_METHODS", "SCREEN_TILE", "VOLUME_BYTES", "needs_pyramid",
+           "plan_factors", "downsample", "build_pyramid", "downsample_block"]
 
 METHODS = ("mean", "mode", "nearest")
 LABEL_METHODS = ("mode", "nearest")
 #: z is halved together with y/x while z spacing <= this times the y/x spacing
 ISOTROPY_TOLERANCE = 1.0
+
+
+#: A plane up to this many pixels along y and x needs no pyramid: napari draws a 2D image of up
+#: to 2048 x 2048 as one texture (every GPU napari supports takes 2048; llvmpipe takes 16384),
+#: and a 1080p to 1440p canvas shows it whole in one or two screenfuls.
+SCREEN_TILE = 2048
+#: ... and a volume (3 space axes) up to this many bytes per channel and time point: in 3D napari
+#: loads the whole volume of a level as one texture, which this keeps within ~128 MiB.
+VOLUME_BYTES = 128 << 20
+
+
+def needs_pyramid(shape: Sequence[int], axis_types: Sequence[str | None], itemsize: int) -> bool:
+    """Whether extra levels help napari show an image: only when a plane is larger than
+    :data:`SCREEN_TILE` along y or x, or a volume larger than :data:`VOLUME_BYTES`."""
+    space = [i for i, t in enumerate(axis_types) if t == "space"]
+    if not space:
+        return False
+    if any(int(shape[i]) > SCREEN_TILE for i in space[-2:]):
+        return True
+    return len(space) >= 3 and math.prod(int(shape[i]) for i in space) * itemsize > VOLUME_BYTES
 
 
 def plan_factors(

@@ -68,6 +68,11 @@ class StorageOptions:
     level: int = 3
     index_crc32c: bool = True
     shard_bytes: int = SHARD_BYTES
+    #: unchanged arrays read from an archive keep their stored layout (and are copied); set
+    #: when no chunk, shard or codec option was given (see :mod:`.rawcopy`)
+    keep_layout: bool = False
+    #: copy unchanged arrays read from an archive (False: encode everything again)
+    copy_unchanged: bool = True
 
     def __post_init__(self):
         if self.codec not in CODECS:

@@ -41,6 +41,7 @@ import dask.array as da
 import numpy as np
 
 from . import cascade as C
+from . import provenance, rawcopy
 from . import pyramid as P
 from .errors import OzxError
 from .ome import write as M
@@ -116,7 +117,9 @@ def from_layer_data(data, meta: Mapping[str, Any] | None, layer_type: str) -> La
     if kind not in ("image", "labels"):
         raise OzxError(f"napari-ozx saves image and labels layers, not {layer_type!r} "
                        f"(layer {meta.get('name')!r})")
-    levels = _levels_of(data, meta.get("multiscale"))
+    loaded = provenance.loaded_source(data) if kind == "labels" else None
+    # a label image loaded for painting and still as loaded: its stored pyramid, to be copied
+    levels = list(loaded) if loaded is not None else _levels_of(data, meta.get("multiscale"))
     return LayerIn(kind, str(meta.get("name") or kind), levels, meta)
 
 
@@ -256,6 +259,11 @@ def _pyramid(levels: list, types, scale, chunks, *, pyramid_levels) -> tuple[lis
     ``steps`` to compute later."""
     if len(levels) > 1:
         return levels, [], len(levels)
+    if pyramid_levels is None and not P.needs_pyramid(levels[0].shape, types,
+                                                      levels[0].dtype.itemsize):
+        return levels, [], 1  # small enough for napari as it is: a plain layer on reopen
+    if pyramid_levels == "full":
+        pyramid_levels = None  # down to one chunk, whatever the size
     steps = P.plan_factors(levels[0].shape, chunks, types, scale, levels=pyramid_levels)
     return levels, steps, 1
 
@@ -265,7 +273,7 @@ def plan_layers(
     *,
     storage: StorageOptions,
     name: str | None = None,
-    pyramid_levels: int | None = None,
+    pyramid_levels: int | str | None = None,
     image_method: str = "mean",
     labels_method: str = "mode",
     default_name: str | None = None,
@@ -303,7 +311,8 @@ def plan_layers(
         units = units[:c] + [None] + units[c:]
         scale = scale[:c] + [1.0] + scale[c:]
         translate = translate[:c] + [0.0] + translate[c:]
-        levels = [da.stack([x.levels[k] for x in expanded], axis=c)
+        # channels split from one stored array (napari's channel_axis) stack back into it
+        levels = [provenance.restack([x.levels[k] for x in expanded], axis=c)
                   for k in range(len(ref.levels))]
     else:
         names = spatial
@@ -378,19 +387,35 @@ class _Job:
         self.pyramid_from = pyramid_from
         self.done = 0
         self.layouts: dict[tuple[str, int], tuple] = {}
+        # levels whose stored entries are copied from the archive they were read from
+        self.copies: dict[tuple[str, int], rawcopy.Copy] = {}
         self.total = 0
         for ap in plan.arrays():
             for k in range(len(ap.levels) + len(ap.steps)):
                 shp = self._level_shape(ap, k)
                 chunks, shards = storage.layout(shp, ap.types, ap.levels[0].dtype)
                 self.layouts[(ap.path, k)] = (shp, chunks, shards)
-                self.total += n_shards(shp, shards)
+                copy = self._plan_copy(ap, k)
+                if copy is not None:
+                    self.copies[(ap.path, k)] = copy
+                    self.total += len(copy.entries)
+                else:
+                    self.total += n_shards(shp, shards)
         self.values: dict[str, np.ndarray] = {}
         # encoded shards that wait for their last chunk wait on disk, beside the archive
         self.spill_dir = os.path.dirname(os.path.abspath(self.path))
         # last: the temporary file beside the destination exists only while run() runs
         self.store = OzxWriteStore(self.path)
         self.writer = self.store.writer
+
+    def _plan_copy(self, ap: ArrayPlan, k: int) -> rawcopy.Copy | None:
+        """A copy of level ``k`` if it is unchanged data read from an archive and may keep its
+        stored layout (see :mod:`.rawcopy`).  Levels of a pyramid still to be computed are
+        encoded: the cascade needs the pixels of the level above them."""
+        if ap.steps or k >= len(ap.levels) or not self.storage.copy_unchanged:
+            return None
+        ours = None if self.storage.keep_layout else self._array_metadata(ap, k)
+        return rawcopy.plan_copy(ap.levels[k], [a["name"] for a in ap.axes], ours)
 
     @staticmethod
     def _level_shape(ap: ArrayPlan, k: int) -> tuple[int, ...]:
@@ -412,7 +437,9 @@ class _Job:
         try:
             root = zarr.open_group(self.store, mode="w", zarr_format=3)
             if self.plan.labels:
-                root.create_group("labels")
+                labels = root.create_group("labels")
+                for ap in self.plan.labels:
+                    labels.create_group(ap.path.split("/", 1)[1])
             for ap in self.plan.arrays():
                 self._write_multiscale(ap)
             self._write_attributes(root)
@@ -428,28 +455,51 @@ class _Job:
             raise
         return self.path
 
-    def _create_array(self, ap: ArrayPlan, k: int):
+    def _array_metadata(self, ap: ArrayPlan, k: int) -> bytes:
+        """The ``zarr.json`` of level ``k`` as the storage options lay it out (made by zarr)."""
         import zarr
         from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
         from zarr.core.buffer import default_buffer_prototype
 
         shape, chunks, shards = self.layouts[(ap.path, k)]
-        dtype = ap.levels[0].dtype
         index = [BytesCodec(), Crc32cCodec()] if self.storage.index_crc32c else [BytesCodec()]
-        name = f"{ap.path}/{k}" if ap.path else str(k)
         arr = zarr.create_array(
-            self.store, name=name, shape=shape, dtype=dtype, chunks=shards,
+            zarr.storage.MemoryStore(), shape=shape, dtype=ap.levels[0].dtype, chunks=shards,
             serializer=ShardingCodec(chunk_shape=chunks, codecs=self.storage.codecs(),
                                      index_codecs=index),
             compressors=None, filters=None, fill_value=0,
-            dimension_names=[a["name"] for a in ap.axes], overwrite=True,
+            dimension_names=[a["name"] for a in ap.axes],
         )
-        meta = arr.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+        return arr.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+
+    def _create_array(self, ap: ArrayPlan, k: int):
+        shape, chunks, shards = self.layouts[(ap.path, k)]
+        name = f"{ap.path}/{k}" if ap.path else str(k)
+        copy = self.copies.get((ap.path, k))
+        meta = copy.metadata if copy is not None else self._array_metadata(ap, k)
+        self.writer.set_metadata(f"{name}/zarr.json", meta)
         return name, meta, shape, shards
+
+    def _copy_level(self, ap: ArrayPlan, name: str, copy: rawcopy.Copy) -> None:
+        rawcopy.copy_array(self.writer, copy, name, tick=self._tick,
+                           cancelled=lambda: self.cancel is not None and self.cancel.is_set())
+        if ap.kind == "labels" and name.endswith("/0"):
+            values = rawcopy.source_label_values(copy.source)
+            if values is None:  # the source lists none: find them (a decode, once)
+                values = np.unique(np.asarray(ap.levels[0]))
+            self.values[ap.path] = values
 
     def _write_multiscale(self, ap: ArrayPlan) -> None:
         n_levels = len(ap.levels) + len(ap.steps)
         arrays = [self._create_array(ap, k) for k in range(n_levels)]
+        if not ap.steps and any((ap.path, k) in self.copies for k in range(n_levels)):
+            for k in range(n_levels):
+                copy = self.copies.get((ap.path, k))
+                if copy is not None:
+                    self._copy_level(ap, arrays[k][0], copy)
+                else:
+                    self._write_level(ap, arrays, k, ap.levels[k])
+            return
         chunk_grids = [C.Grid(self.layouts[(ap.path, j)][0], self.layouts[(ap.path, j)][1])
                        for j in range(n_levels)]
         if ap.steps and self.pyramid_from == "written" and C.aligned(chunk_grids, ap.steps):
@@ -616,19 +666,33 @@ def write_layers(
     name: str | None = None,
     chunks: Sequence[int] | None = None,
     shards: Sequence[int] | None = None,
-    codec: str = "zstd",
-    level: int = 3,
+    codec: str | None = None,
+    level: int | None = None,
     index_crc32c: bool = True,
     shard_bytes: int = SHARD_BYTES,
-    pyramid_levels: int | None = None,
+    pyramid_levels: int | str | None = None,
     image_method: str = "mean",
     labels_method: str = "mode",
     pyramid_from: str = "written",
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    copy_unchanged: bool = True,
 ) -> str:
     """Save napari layers (``Layer`` objects, ``LayerData`` tuples or :class:`LayerIn`) as one
-    ``.ozx``; returns the path once the archive is complete on disk."""
+    ``.ozx``; returns the path once the archive is complete on disk.
+
+    Unchanged arrays read from an ``.ozx`` (what napari holds after opening one, untouched)
+    are copied as they are stored, with no decode or encode (:mod:`.rawcopy`); without
+    ``chunks``/``shards``/``codec``/``level`` they keep their stored layout (default: zstd
+    level 3 for the rest), with them only a source laid out the same way is copied.
+
+    ``copy_unchanged=False`` encodes them again all the same.
+
+    ``pyramid_levels``: None (default) builds a pyramid only where it helps napari (a plane
+    larger than :data:`~.pyramid.SCREEN_TILE` along y or x, or a volume larger than
+    :data:`~.pyramid.VOLUME_BYTES`), down to one chunk; ``"full"`` builds one down to one chunk
+    whatever the size; an integer asks for that many levels in all (1: none).
+    """
     if pyramid_from not in ("written", "source"):
         raise ValueError(f"pyramid_from must be 'written' or 'source', not {pyramid_from!r}")
     items = []
@@ -642,7 +706,10 @@ def write_layers(
     storage = StorageOptions(
         chunks=tuple(chunks) if chunks is not None else None,
         shards=tuple(shards) if shards is not None else None,
-        codec=codec, level=level, index_crc32c=index_crc32c, shard_bytes=shard_bytes)
+        codec="zstd" if codec is None else codec, level=3 if level is None else level,
+        index_crc32c=index_crc32c, shard_bytes=shard_bytes,
+        keep_layout=chunks is None and shards is None and codec is None and level is None,
+        copy_unchanged=copy_unchanged)
     plan = plan_layers(items, storage=storage, name=name, pyramid_levels=pyramid_levels,
                        image_method=image_method, labels_method=labels_method,
                        default_name=os.path.splitext(os.path.basename(os.fspath(path)))[0])

@@ -12,6 +12,8 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from ..provenance import lazy
+
 # Dask pays per chunk (building a graph of a million chunks takes ~0.3 s) while reading a bigger
 # chunk than napari shows costs bytes: slicing a dask chunk reads all of it.  So only TINY zarr
 # chunks are merged, by whole multiples, and only while the array has very many of them.
@@ -44,6 +46,5 @@ def to_dask(array, *, token: str = "") -> da.Array:
     chunks = aligned_chunks(tuple(array.shape), tuple(array.chunks), array.dtype.itemsize)
     name = "ozx-" + tokenize(token, str(array.store), array.path, array.shape,
                              str(array.dtype), chunks)
-    return da.from_array(array, chunks=chunks, name=name, inline_array=True,
-                         asarray=False, fancy=False,
-                         meta=np.empty((0,) * array.ndim, dtype=array.dtype))
+    # registered: a save copies the stored bytes of what is still unchanged
+    return lazy(array, chunks, name)

@@ -85,8 +85,8 @@ def image_kwargs(
     return kwargs, axes, scale, translate
 
 
-def image_layers(group, *, name: str, token: str = "", with_labels: bool = True
-                 ) -> list[LayerData]:
+def image_layers(group, *, name: str, token: str = "", with_labels: bool = True,
+                 paint_budget: int | None = None) -> list[LayerData]:
     """Layer data for the image in ``group`` (which has ``multiscales``) and its labels."""
     oa = attrs_of(group)
     ms = multiscale_of(group, oa)
@@ -98,5 +98,5 @@ def image_layers(group, *, name: str, token: str = "", with_labels: bool = True
         c = axes.channel_axis
         keep = [i for i in range(len(scale)) if i != c]
         parent = (axes.without(c), scale[keep], translate[keep])
-        layers.extend(label_layers(group, parent=parent, token=token))
+        layers.extend(label_layers(group, parent=parent, token=token, budget=paint_budget))
     return layers

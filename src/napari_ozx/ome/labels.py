@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import numpy as np
+
+from ..provenance import register_pyramid
 
 from .axes import Axes, parse_axes
 from .errors import OmeMetadataError
@@ -21,12 +25,19 @@ from .layer import (
 )
 from .transforms import compose
 
-_UNLISTED = [0.5, 0.5, 0.5, 1.0]  # labels image-label.colors does not mention
+#: Level 0 of a label image up to this size opens as one level that napari can paint (napari
+#: cannot paint a pyramid); see :func:`paint_budget`.  256 MiB is a 512 x 512 x 512 uint16
+#: volume or a 16k x 16k uint8 plane: what napari users paint.
+PAINT_BUDGET = 256 << 20
+
 _TRANSPARENT = [0.0, 0.0, 0.0, 0.0]
 
 
 def label_colormap(colors: Any, where: str) -> dict | None:
-    """``image-label.colors`` as a napari direct colormap ``{value: rgba 0..1, None: default}``."""
+    """``image-label.colors`` as ``{value: rgba 0..1}`` (background 0 transparent unless listed).
+
+    Values it does not list are left to napari's own label colours (see
+    :func:`napari_ozx._reader`), so labels painted after opening stay distinct."""
     if not isinstance(colors, list) or not colors:
         return None
     cmap: dict = {}
@@ -45,7 +56,6 @@ def label_colormap(colors: Any, where: str) -> dict | None:
     if not cmap:
         return None
     cmap.setdefault(0, _TRANSPARENT)
-    cmap[None] = _UNLISTED
     return cmap
 
 
@@ -65,8 +75,22 @@ def label_features(properties: Any) -> dict[str, list] | None:
     return table
 
 
+def paint_budget() -> int:
+    """Bytes of level 0 up to which a label image opens as one level napari can paint
+    (:data:`PAINT_BUDGET`, or ``NAPARI_OZX_PAINT_BUDGET_MB`` from the environment)."""
+    value = os.environ.get("NAPARI_OZX_PAINT_BUDGET_MB")
+    try:
+        return int(float(value) * (1 << 20)) if value else PAINT_BUDGET
+    except ValueError:
+        return PAINT_BUDGET
+
+
 def label_layer(group, *, name: str, parent: tuple[Axes, np.ndarray, np.ndarray] | None,
-                token: str = "") -> LayerData:
+                token: str = "", budget: int | None = None) -> LayerData:
+    """Layer data of one label image.  With ``budget`` (bytes), a label image whose level 0 is
+    no larger is given as that one level (``kwargs["metadata"]["paintable"]``: the caller loads
+    it into memory so napari can paint it); a larger one stays a pyramid, with a warning that
+    says why it cannot be painted."""
     oa = attrs_of(group)
     entry = metadata_entry(group)
     ms = multiscale_of(group, oa)
@@ -92,13 +116,26 @@ def label_layer(group, *, name: str, parent: tuple[Axes, np.ndarray, np.ndarray]
         # No transformations of its own: it lies on the parent image's grid.
         scale, translate = parent[1], parent[2]
     image_label = oa.get("image-label") or {}
+    register_pyramid(levels)
+    layer_name = ms.get("name") or name
+    paintable = False
+    if budget is not None:
+        nbytes = math.prod(levels[0].shape) * levels[0].dtype.itemsize
+        if nbytes <= budget:
+            levels, paintable = levels[:1], True
+        else:
+            warn(f"{entry}: label image {layer_name!r} opened read-only as a pyramid: its full "
+                 f"resolution is {nbytes / (1 << 20):,.0f} MiB, more than the "
+                 f"{budget / (1 << 20):,.0f} MiB that open as one level napari can paint "
+                 "(set NAPARI_OZX_PAINT_BUDGET_MB to raise it)")
     kwargs: dict[str, Any] = {
-        "name": ms.get("name") or name,
+        "name": layer_name,
         "scale": tuple(float(v) for v in scale),
         "translate": tuple(float(v) for v in translate),
         "axis_labels": axes.names,
         "multiscale": len(levels) > 1,
-        "metadata": {"ome": oa.attrs, "ome_version": oa.version, "path": group.path},
+        "metadata": {"ome": oa.attrs, "ome_version": oa.version, "path": group.path,
+                     "paintable": paintable},
     }
     units = axes.napari_units()
     if units is not None:
@@ -112,7 +149,8 @@ def label_layer(group, *, name: str, parent: tuple[Axes, np.ndarray, np.ndarray]
     return as_data(levels), kwargs, "labels"
 
 
-def label_layers(image_group, *, parent, token: str = "") -> list[LayerData]:
+def label_layers(image_group, *, parent, token: str = "", budget: int | None = None
+                 ) -> list[LayerData]:
     """Every label image listed in ``<image>/labels``; a broken one is skipped with a warning."""
     labels_group = child(image_group, "labels")
     if labels_group is None or hasattr(labels_group, "shape"):
@@ -130,7 +168,8 @@ def label_layers(image_group, *, parent, token: str = "") -> list[LayerData]:
             warn(f"{where}: label image listed in labels/ is missing")
             continue
         try:
-            out.append(label_layer(group, name=name, parent=parent, token=token))
+            out.append(label_layer(group, name=name, parent=parent, token=token,
+                                   budget=budget))
         except OmeMetadataError as e:
             warn(f"label image {where} skipped: {e}")
     return out

@@ -12,11 +12,13 @@ from .plate import plate_layers
 MAX_PROBED_SERIES = 1000
 
 
-def read_layers(root, *, name: str = "image", token: str = "") -> list[LayerData]:
+def read_layers(root, *, name: str = "image", token: str = "",
+                paint_budget: int | None = None) -> list[LayerData]:
     """napari layer data for the OME-Zarr hierarchy whose root group is ``root``.
 
     ``name`` names layers whose metadata gives no name (the archive's stem, say); ``token``
-    makes the dask names of two archives differ.  Raises :class:`OmeMetadataError` or
+    makes the dask names of two archives differ; ``paint_budget`` (bytes) gives label images
+    up to that size as one level to be loaded for painting (see :func:`.labels.label_layer`).  Raises :class:`OmeMetadataError` or
     :class:`~napari_ozx.errors.NotOmeZarrError` (both without the archive name, which the
     caller adds); problems that still leave something to show are warnings.
     """
@@ -27,7 +29,7 @@ def read_layers(root, *, name: str = "image", token: str = "") -> list[LayerData
     if "plate" in oa:
         return plate_layers(root, name=name, token=token)
     if "multiscales" in oa:
-        return image_layers(root, name=name, token=token)
+        return image_layers(root, name=name, token=token, paint_budget=paint_budget)
     if "bioformats2raw.layout" in oa:
         return _collection_layers(root, name=name, token=token)
     if "well" in oa:

@@ -345,6 +345,29 @@ class ZipArchive:
             flags=int(index.flags[row]),
         )
 
+    def stored_span(self, name: str) -> tuple[int, int, int] | None:
+        """``(data offset, size, CRC-32)`` of a STORED entry's bytes in the source, for copying
+        them as they are into another archive; None for an absent or compressed entry."""
+        loc = self.locate(name)
+        if loc is None:
+            return None
+        index, row = loc
+        if int(index.method[row]) != R.METHOD_STORED or int(index.flags[row]) & (
+                R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION):
+            return None
+        size = int(index.uncompressed_size[row])
+        if int(index.compressed_size[row]) != size:
+            return None
+        try:
+            off = self._data_offset(index, row)
+        except OzxError as e:
+            raise e.with_archive(self.name) from None
+        if off + size > self.end.cd_offset:
+            raise CorruptArchiveError(
+                f"data ({size} bytes at offset {off}) runs into the central directory",
+                archive=self.name, entry=name)
+        return off, size, int(index.crc32[row])
+
     def size(self, name: str) -> int | None:
         loc = self.locate(name)
         if loc is None:

@@ -47,6 +47,7 @@ class LocalFile(ByteSource):
         self.name = self.path
         self._fd: int | None = None
         self._pid: int | None = None
+        self._identity: tuple[int, int, int] | None = None  # (device, inode, size) first opened
         self._open_lock = threading.Lock()
         try:
             self.size = os.stat(self.path).st_size
@@ -62,11 +63,25 @@ class LocalFile(ByteSource):
         with self._open_lock:
             if self._fd is None or self._pid != os.getpid():
                 try:
-                    self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                    fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 except OSError as e:
                     raise OzxError(f"cannot open: {e.strerror}", archive=self.path) from e
-                self._pid = os.getpid()
+                st = os.fstat(fd)
+                if self._identity is None:
+                    self._identity = (st.st_dev, st.st_ino, st.st_size)
+                elif (st.st_dev, st.st_ino, st.st_size) != self._identity:
+                    # A new process (fork, spawn, unpickling) reopens by path: if the archive
+                    # was replaced meanwhile (saved over), its bytes are not the indexed ones.
+                    os.close(fd)
+                    raise OzxError("the archive was replaced since it was opened; open it "
+                                   "again", archive=self.path)
+                self._fd, self._pid = fd, os.getpid()
             return self._fd
+
+    def fileno(self) -> int:
+        """The open descriptor (of the file as it was opened: saving over the path later
+        does not change what it reads)."""
+        return self._descriptor()
 
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -124,7 +139,9 @@ class LocalFile(ByteSource):
             os.close(fd)
 
     def __getstate__(self):
-        return {"path": self.path, "size": self.size}
+        if self._identity is None and self._fd is not None:
+            self._descriptor()
+        return {"path": self.path, "size": self.size, "identity": self._identity}
 
     def __setstate__(self, state):
         self.path = state["path"]
@@ -132,6 +149,7 @@ class LocalFile(ByteSource):
         self.size = state["size"]
         self._fd = None
         self._pid = None
+        self._identity = state.get("identity")
         self._open_lock = threading.Lock()
 
     def __eq__(self, other):

@@ -1,0 +1,168 @@
+"""Re-save benchmark (issue 11): open an archive, add one labels layer of the image's shape,
+save it all again.  Compared in the same run with
+
+* ``re-encode``: the same save with every array encoded again (``copy_unchanged=False``: what
+  every save did before unchanged arrays were copied);
+* ``cp``: copying the archive file (``shutil.copyfile`` + fsync), the floor for keeping the image;
+* ``labels alone``: encoding just the new label image and its pyramid (an archive of it alone).
+
+The archive is bench_write's image (4 GiB uint16, 64^3 chunks in 256^3 shards, zstd 3, a
+7-level pyramid; ``--small``: 256 MiB), written once and cached.  The layers are what napari's
+reader gives (``napari_get_reader(path)(path)``), the labels a lazy uint16 volume of boxes, and
+the save is :func:`napari_ozx.write.write_layers`, the function behind File > Save Layers.
+Each run is a fresh process; peak RSS is its high-water mark (VmHWM).
+
+    python benchmarks/bench_resave.py           # 4 GiB
+    python benchmarks/bench_resave.py --small   # 256 MiB
+
+Targets: at least 5x faster than ``re-encode``; at most 1.5x ``cp`` + ``labels alone``; peak RSS
+at most 300 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from _mem import peak_rss_mib  # noqa: E402
+from bench_write import CACHE, FULL, SMALL, run_ours
+
+KINDS = ["resave", "re-encode", "cp", "labels alone"]
+
+
+def labels_source(shape):
+    """A lazy uint16 label volume: boxes of 32^3 voxels every 64 voxels, numbered."""
+    import dask.array as da
+    import numpy as np
+
+    def block(block_info=None):
+        (z0, z1), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        zz = np.arange(z0, z1)[:, None, None]
+        yy = np.arange(y0, y1)[None, :, None]
+        xx = np.arange(x0, x1)[None, None, :]
+        inside = ((zz % 64) < 32) & ((yy % 64) < 32) & ((xx % 64) < 32)
+        ids = (zz // 64) * 10007 + (yy // 64) * 131 + (xx // 64) + 1
+        return np.where(inside, ids % 60000 + 1, 0).astype(np.uint16)
+
+    return da.map_blocks(block, chunks=da.core.normalize_chunks((64, 256, 256), shape),
+                         dtype="uint16")
+
+
+def _source(shape) -> str:
+    path = os.path.join(CACHE, f"resave-source-{'x'.join(map(str, shape))}.ozx")
+    if not os.path.exists(path):
+        os.makedirs(CACHE, exist_ok=True)
+        run_ours(shape, path + ".part")
+        os.replace(path + ".part", path)
+    return path
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def worker(kind: str, shape, src: str, out: str) -> None:
+    import dask
+
+    dask.config.set(scheduler="threads")
+    from napari_ozx._reader import napari_get_reader
+    from napari_ozx.write import write_layers
+
+    base = peak_rss_mib()
+    t = time.perf_counter()
+    if kind == "cp":
+        shutil.copyfile(src, out)
+        _fsync(out)
+    elif kind == "labels alone":
+        write_layers(out, [(labels_source(shape), {"name": "cells"}, "image")],
+                     image_method="mode")
+    else:
+        layers = napari_get_reader(src)(src)
+        layers.append((labels_source(shape), {"name": "cells"}, "labels"))
+        write_layers(out, layers, copy_unchanged=kind == "resave")
+    seconds = time.perf_counter() - t
+    print(json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), "base_mib": base}))
+
+
+def check(src: str, out: str) -> None:
+    """The re-saved archive holds the image entries byte for byte, the labels, and validates."""
+    import zipfile
+
+    import numpy as np
+
+    from napari_ozx import open_ozx
+
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(out) as b:
+        old = {i.filename: i.CRC for i in a.infolist() if not i.filename.endswith("zarr.json")}
+        new = {i.filename: i.CRC for i in b.infolist()}
+    assert all(new.get(n) == c for n, c in old.items()), "image entries not copied"
+    g = open_ozx(out)
+    shape = g["0"].shape
+    np.testing.assert_array_equal(g["labels/cells/0"][shape[0] // 2, 10:40, 10:40],
+                                  np.asarray(labels_source(shape)[shape[0] // 2, 10:40, 10:40]))
+    rc = subprocess.call([sys.executable, "-m", "napari_ozx.cli", "validate", "--strict",
+                          "--no-progress", out], stdout=subprocess.DEVNULL)
+    if rc:
+        raise SystemExit(f"napari-ozx validate --strict failed on {out}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--small", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="best of N runs per kind")
+    ap.add_argument("--worker", nargs=3, metavar=("KIND", "SRC", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    shape = SMALL if args.small else FULL
+    if args.worker:
+        worker(args.worker[0], shape, args.worker[1], args.worker[2])
+        return 0
+    src = _source(shape)
+    gib = os.path.getsize(src) / 2**30
+    print(f"re-save of a {gib:.2f} GiB archive of a {shape} uint16 image plus a new uint16 "
+          f"label image of that shape, {os.cpu_count()} cores")
+    results = {}
+    for kind in KINDS:
+        out = os.path.join(CACHE, "resave-" + kind.replace(" ", "-") + ".ozx")
+        best = None
+        for _ in range(args.repeat):
+            if os.path.exists(out):
+                os.remove(out)
+            flags = ["--small"] if args.small else []
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), *flags,
+                                   "--worker", kind, src, out], capture_output=True, text=True)
+            if proc.returncode:
+                print(f"{kind}: failed\n{proc.stderr[-3000:]}")
+                break
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            if best is None or r["seconds"] < best["seconds"]:
+                best = r
+        if best is not None:
+            results[kind] = best
+        if kind == "resave" and best is not None:
+            check(src, out)
+        if os.path.exists(out):
+            os.remove(out)
+    print("\n| save | seconds | peak RSS MiB |")
+    print("|---|---|---|")
+    for kind, r in results.items():
+        print(f"| {kind} | {r['seconds']:.1f} | {r['peak_mib']:.0f} |")
+    if len(results) == len(KINDS):
+        ours, full = results["resave"], results["re-encode"]
+        floor = results["cp"]["seconds"] + results["labels alone"]["seconds"]
+        print(f"\nre-save vs re-encode: {full['seconds'] / ours['seconds']:.2f}x faster "
+              f"(goal >= 5x); vs cp + labels alone: {ours['seconds'] / floor:.2f}x "
+              f"(goal <= 1.5x); peak RSS {ours['peak_mib']:.0f} MiB (goal <= 300)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Saving an unchanged array read from an ``.ozx``: its stored entries, copied as they are.
+
+A level whose dask array is one the reader made (:mod:`.provenance`) holds exactly the pixels of
+a zarr array in an open archive.  When the array's stored layout is one the save may keep, its
+chunk (or shard) entries go into the new archive byte for byte (``copy_file_range`` for STORED
+entries of a local archive, a whole-entry read otherwise): no decode, no encode, no pyramid.
+
+Which layout may be kept: with no storage option given (``chunks``, ``shards``, ``codec``,
+``level`` all left to the default) the source's, whatever it is (any Zarr v3 array: sharded or
+not, any codecs); with options given, only a source layout equal to the one those options make
+(same shape, data type, chunk grid, chunk key encoding, codecs and fill value).  Zarr v2 arrays
+(OME-Zarr 0.4) are always encoded again: an OME-Zarr 0.5 archive holds Zarr v3 only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import provenance
+
+__all__ = ["Copy", "plan_copy", "copy_array", "source_label_values"]
+
+#: the fields of an array's ``zarr.json`` that decide its stored bytes
+LAYOUT_FIELDS = ("shape", "data_type", "chunk_grid", "chunk_key_encoding", "codecs",
+                 "fill_value")
+
+
+@dataclass
+class Copy:
+    """One array to copy: where it is, and the ``zarr.json`` to write for it."""
+
+    source: Any  # the zarr array (in an OzxStore)
+    metadata: bytes  # the new zarr.json (the source's layout, the new dimension names)
+    entries: list[str]  # the source's entry names of its chunks or shards
+
+    @property
+    def archive(self):
+        return self.source.store.archive
+
+
+def _stored_document(source) -> dict | None:
+    archive = getattr(source.store, "archive", None)
+    if archive is None:
+        return None
+    raw = archive.read(f"{source.path}/zarr.json" if source.path else "zarr.json")
+    if raw is None:
+        return None
+    doc = json.loads(raw)
+    return doc if isinstance(doc, dict) and doc.get("zarr_format") == 3 else None
+
+
+def plan_copy(level, dimension_names: list[str], ours: bytes | None) -> Copy | None:
+    """A :class:`Copy` of the array ``level`` shows, or None when it must be encoded.
+
+    ``ours``: the ``zarr.json`` the save would write for it from explicit storage options
+    (the source's layout must equal it), or None to keep the source's layout.
+    """
+    source = provenance.source_of(level)
+    if source is None or tuple(source.shape) != tuple(level.shape):
+        return None
+    doc = _stored_document(source)
+    if doc is None or doc.get("node_type") != "array":
+        return None
+    if ours is not None:
+        want = json.loads(ours)
+        if any(want.get(k) != doc.get(k) for k in LAYOUT_FIELDS):
+            return None
+    doc = {k: v for k, v in doc.items() if k != "attributes"}
+    doc["dimension_names"] = list(dimension_names)
+    prefix = f"{source.path}/"
+    entries = [n for n in source.store.archive.names(prefix) if n != prefix + "zarr.json"]
+    return Copy(source, json.dumps(doc, indent=2).encode(), entries)
+
+
+def copy_array(writer, copy: Copy, target: str, *, tick: Callable[[int], None],
+               cancelled: Callable[[], bool]) -> None:
+    """Write every entry of ``copy`` under ``target`` (the new array path) into ``writer``."""
+    archive = copy.archive
+    fileno = getattr(archive.source, "fileno", None)
+    prefix = f"{copy.source.path}/"
+    for name in copy.entries:
+        if cancelled():
+            from .shards import WriteCancelled
+
+            raise WriteCancelled("cancelled")
+        new = f"{target}/{name[len(prefix):]}"
+        span = archive.stored_span(name) if fileno is not None else None
+        if span is not None:
+            offset, size, crc = span
+            writer.copy_entry(new, fileno(), offset, size, crc)
+        else:
+            data = archive.read(name)  # inflated and CRC-checked
+            writer.write(new, data)
+        tick(1)
+
+
+def source_label_values(source) -> np.ndarray | None:
+    """The label values the source's label image lists (``image-label`` colours and
+    properties), which the copy keeps; None when it lists none."""
+    import zarr
+
+    parent = source.path.rsplit("/", 1)[0] if "/" in source.path else ""
+    try:
+        group = zarr.open_group(source.store, path=parent, mode="r")
+        label = group.attrs.asdict().get("ome", {}).get("image-label") or {}
+    except Exception:
+        return None
+    values = set()
+    for key in ("colors", "properties"):
+        for item in label.get(key) or []:
+            if isinstance(item, dict) and "label-value" in item:
+                try:
+                    values.add(int(item["label-value"]))
+                except (TypeError, ValueError):
+                    continue
+    return np.array(sorted(values), dtype=np.int64) if values else None

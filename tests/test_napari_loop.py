@@ -1,0 +1,336 @@
+"""The loop a microscopist runs: open an .ozx in napari, look, paint, save, reopen.
+
+Everything goes through napari's own objects: ``viewer.open(path, plugin=None)`` (what
+drag-and-drop, File > Open and ``napari x.ozx`` pass), the layers napari made from it (their
+``.data`` is ``MultiScaleData``, dask or numpy as napari holds it), ``layer.paint`` / ``fill``,
+and ``viewer.layers.save``.  Saving unchanged data copies its stored entries (``rawcopy``):
+checked byte for byte against the source archive.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from napari_ozx import add_labels, open_ozx, write_ozx
+from napari_ozx.cli import main as cli
+
+pytestmark = pytest.mark.gui
+
+SCALE = (0.5, 0.5)
+
+
+def _image(shape=(2, 300, 400), seed=1):
+    return np.random.default_rng(seed).integers(0, 1000, size=shape, dtype="uint16")
+
+
+def _cells(shape=(300, 400)):
+    lab = np.zeros(shape, "uint16")
+    lab[20:80, 30:90] = 1
+    lab[150:260, 200:330] = 2
+    return lab
+
+
+@pytest.fixture
+def small_ozx(tmp_path):
+    """Two channels and a label image small enough to paint, as write_ozx saves them."""
+    path = tmp_path / "cells.ozx"
+    write_ozx(path, _image(), labels={"cells": _cells()}, axes="cyx", scale=SCALE,
+              channel_names=["DAPI", "Actin"], colormaps=["blue", "green"],
+              contrast_limits=[(0, 900), (50, 800)])
+    return path
+
+
+@pytest.fixture
+def big_ozx(tmp_path):
+    """An image past napari's screen tile (2600 px wide): saved with a pyramid."""
+    path = tmp_path / "big.ozx"
+    write_ozx(path, _image((2, 256, 2600), seed=2), labels={"cells": _cells((256, 2600))},
+              axes="cyx", channel_names=["DAPI", "Actin"], contrast_limits=[(0, 900)] * 2)
+    return path
+
+
+def _data_entries(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {i.filename: z.read(i.filename) for i in z.infolist()
+                if not i.filename.endswith("zarr.json")}
+
+
+def _level0(layer) -> np.ndarray:
+    return np.asarray(layer.data[0] if layer.multiscale else layer.data)
+
+
+# ------------------------------------------------------------------ open: what napari holds
+
+
+def test_small_archive_opens_as_plain_layers_and_labels_can_be_painted(make_napari_viewer,
+                                                                        small_ozx):
+    viewer = make_napari_viewer()
+    viewer.open(str(small_ozx), plugin=None)
+    assert [layer.name for layer in viewer.layers] == ["DAPI", "Actin", "cells"]
+    dapi, actin, cells = viewer.layers
+    assert not dapi.multiscale and not cells.multiscale  # 300 x 400: no pyramid
+    assert isinstance(cells.data, np.ndarray) and cells.data.flags.writeable
+    cells.paint((100, 100), 7, refresh=True)  # the brush, at (y, x) in data coordinates
+    cells.fill((40, 40), 9)  # label 1's region becomes 9
+    assert cells.data[100, 100] == 7
+    assert (cells.data[20:80, 30:90] == 9).all()
+
+
+def test_paint_fill_add_labels_save_and_reopen(make_napari_viewer, small_ozx, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open(str(small_ozx), plugin=None)
+    dapi, actin, cells = viewer.layers
+    cells.paint((100, 100), 5, refresh=True)
+    cells.paint((110, 300), 6, refresh=True)
+    cells.fill((200, 250), 8)  # label 2 -> 8
+    painted = cells.data.copy()
+    assert {5, 6, 8} <= set(np.unique(painted).tolist())
+    nuclei = np.zeros((300, 400), "uint8")
+    nuclei[5:15, 5:15] = 3
+    viewer.add_labels(nuclei, name="nuclei", scale=SCALE)
+    dapi.contrast_limits = (10, 700)
+    actin.visible = False
+    actin.colormap = "magenta"
+    dapi.name = "Hoechst"
+
+    out = tmp_path / "edited.ozx"
+    assert viewer.layers.save(str(out), plugin="napari-ozx") == [str(out)]
+
+    again = make_napari_viewer()
+    again.open(str(out), plugin=None)
+    assert [layer.name for layer in again.layers] == ["Hoechst", "Actin", "cells", "nuclei"]
+    hoechst, actin2, cells2, nuclei2 = again.layers
+    np.testing.assert_array_equal(_level0(cells2), painted)
+    np.testing.assert_array_equal(_level0(nuclei2), nuclei)
+    np.testing.assert_array_equal(_level0(hoechst), _image()[0])
+    assert tuple(hoechst.contrast_limits) == (10, 700)
+    assert actin2.visible is False and hoechst.visible is True
+    assert actin2.colormap.name == "magenta" and hoechst.colormap.name == "blue"
+    np.testing.assert_allclose(cells2.scale, SCALE)
+    np.testing.assert_allclose(nuclei2.scale, SCALE)
+    # every value painted has a colour of its own, all distinct (napari's label colours)
+    colours = [tuple(np.round(cells2.colormap.map(np.array([v]))[0], 3)) for v in (5, 6, 8)]
+    assert len(set(colours)) == 3 and all(c[3] > 0 for c in colours)
+    assert cli(["validate", "--strict", "--no-progress", str(out)]) == 0
+
+
+def test_values_not_listed_get_napari_colours_not_one_grey(make_napari_viewer,
+                                                           ome_zarr_py_ozx):
+    """ome-zarr-py's archive lists colours for labels 1 and 2 only; labels painted after
+    opening get napari's own distinct colours, the listed ones keep theirs."""
+    viewer = make_napari_viewer()
+    viewer.open(str(ome_zarr_py_ozx), plugin=None)
+    cells = viewer.layers["cells"]
+    assert isinstance(cells.data, np.ndarray)  # 8 x 128 x 128: paintable
+    listed = cells.colormap.map(np.array([1, 2]))
+    np.testing.assert_allclose(listed[0], [1, 0, 0, 1], atol=1 / 255)
+    new = cells.colormap.map(np.array([5, 6, 7]))
+    assert len({tuple(np.round(c, 3)) for c in new}) == 3
+    assert (new[:, 3] > 0).all()
+    grey = np.array([0.5, 0.5, 0.5, 1.0])
+    assert not any(np.allclose(c, grey) for c in new)
+
+
+def test_large_labels_open_read_only_as_a_pyramid_and_say_why(make_napari_viewer, big_ozx,
+                                                              monkeypatch, notifications):
+    monkeypatch.setenv("NAPARI_OZX_PAINT_BUDGET_MB", "0.1")  # 0.1 MiB: the labels are larger
+    viewer = make_napari_viewer()
+    viewer.open(str(big_ozx), plugin=None)
+    cells = viewer.layers["cells"]
+    assert cells.multiscale
+    told = [str(n.message) for n in notifications if "read-only" in str(n.message)]
+    assert len(told) == 1
+    assert "cells" in told[0] and "paint" in told[0] and "NAPARI_OZX_PAINT_BUDGET_MB" in told[0]
+
+
+# ------------------------------------------------------------------ saving costs what changed
+
+
+def test_unchanged_layers_are_copied_byte_for_byte_edited_ones_encoded(make_napari_viewer,
+                                                                       big_ozx, tmp_path):
+    before = _data_entries(big_ozx)
+    viewer = make_napari_viewer()
+    viewer.open(str(big_ozx), plugin=None)
+    dapi, actin, cells = viewer.layers
+    assert dapi.multiscale and type(dapi.data).__name__ == "MultiScaleData"
+    assert not cells.multiscale  # 256 x 2600 uint16 labels: within the paint budget
+    cells.paint((100, 1000), 4, refresh=True)
+    out = tmp_path / "resaved.ozx"
+    viewer.layers.save(str(out), plugin="napari-ozx")
+    after = _data_entries(out)
+    image = [n for n in before if not n.startswith("labels/")]
+    assert len(image) >= 4  # 2 channels in one shard per level, several levels
+    assert [n for n in image if after.get(n) != before[n]] == []  # copied as stored
+    label_entries = [n for n in before if n.startswith("labels/cells/0/")]
+    assert label_entries and all(after[n] != before[n] for n in label_entries)
+    g = open_ozx(out)
+    assert g["labels/cells/0"][100, 1000] == 4
+    assert g["labels/cells/0"][20, 30] == 1
+    # the saved labels' pyramid is rebuilt from the painted pixels
+    assert 4 in np.unique(g["labels/cells/1"][:]).tolist()
+
+
+def test_settings_only_resave_copies_every_entry(make_napari_viewer, big_ozx, tmp_path):
+    before = _data_entries(big_ozx)
+    viewer = make_napari_viewer()
+    viewer.open(str(big_ozx), plugin=None)
+    viewer.layers["DAPI"].contrast_limits = (5, 500)
+    viewer.layers["Actin"].name = "F-actin"
+    viewer.layers["cells"].visible = False
+    out = tmp_path / "settings.ozx"
+    viewer.layers.save(str(out), plugin="napari-ozx")
+    after = _data_entries(out)
+    assert len(before) > 5
+    assert after == before  # every chunk and shard, the labels too, copied as stored
+    ome = open_ozx(out).attrs["ome"]
+    assert [c["label"] for c in ome["omero"]["channels"]] == ["DAPI", "F-actin"]
+    assert ome["omero"]["channels"][0]["window"]["start"] == 5
+
+
+def test_a_painted_copy_is_never_taken_for_the_unchanged_one(make_napari_viewer, small_ozx,
+                                                             tmp_path):
+    """Painting one pixel back to its own value leaves the digest; painting it changes it."""
+    viewer = make_napari_viewer()
+    viewer.open(str(small_ozx), plugin=None)
+    cells = viewer.layers["cells"]
+    cells.data[0, 0] = 3  # written into the array napari holds, as any tool may do
+    out = tmp_path / "one-pixel.ozx"
+    viewer.layers.save(str(out), plugin="napari-ozx")
+    assert open_ozx(out)["labels/cells/0"][0, 0] == 3
+
+
+# ------------------------------------------------------------------ save over the open file
+
+
+def test_save_over_the_open_archive_and_keep_using_the_old_layers(make_napari_viewer, big_ozx):
+    original = _image((2, 256, 2600), seed=2)
+    viewer = make_napari_viewer()
+    viewer.open(str(big_ozx), plugin=None)
+    dapi = viewer.layers["DAPI"]
+    seen = [np.asarray(level) for level in dapi.data]  # every zoom level, before the save
+    assert len(seen) >= 2
+    seg = np.zeros((256, 2600), "uint32")
+    seg[:50, :50] = 11
+    viewer.add_labels(seg, name="segmentation")
+    assert viewer.layers.save(str(big_ozx), plugin="napari-ozx") == [str(big_ozx)]
+    # the layers still shown read the bytes they were opened on, at every level
+    dapi.data[0].dask  # still a lazy array of the old archive
+    for k, want in enumerate(seen):
+        np.testing.assert_array_equal(np.asarray(dapi.data[k]), want, err_msg=f"level {k}")
+    np.testing.assert_array_equal(seen[0], original[0])
+    viewer.dims.ndisplay = 3  # 3D loads the smallest level whole
+    viewer.reset_view()
+    np.testing.assert_array_equal(np.asarray(dapi.data[-1][:, 100:200]), seen[-1][:, 100:200])
+    viewer.dims.ndisplay = 2
+    # and the file now holds the new labels beside the old ones
+    g = open_ozx(big_ozx)
+    assert g["labels"].attrs["ome"]["labels"] == ["cells", "segmentation"]
+    assert g["labels/segmentation/0"][10, 10] == 11
+    np.testing.assert_array_equal(g["0"][0], original[0])
+
+
+def test_a_replaced_archive_is_not_read_through_a_new_descriptor(big_ozx, tmp_path):
+    """A new process (fork, unpickling) reopens an archive by path: if it was saved over
+    since, its bytes are not the ones indexed, and reading refuses instead of decoding them."""
+    import pickle
+
+    from napari_ozx import OzxError
+    from napari_ozx.zip.source import LocalFile
+
+    src = LocalFile(big_ozx)
+    src.read(0, 4)
+    state = pickle.dumps(src)
+    write_ozx(big_ozx, _image((2, 64, 64), seed=9))  # saved over: another file at that path
+    with pytest.raises(OzxError, match="replaced since it was opened"):
+        pickle.loads(state).read(0, 4)
+
+
+# ------------------------------------------------------------------ add_labels from a script
+
+
+def test_add_labels_copies_the_image_and_keeps_the_other_labels(big_ozx):
+    before = _data_entries(big_ozx)
+    seg = np.zeros((256, 2600), "uint32")
+    seg[100:120, 2000:2100] = 42
+    assert add_labels(big_ozx, "nuclei", seg) == str(big_ozx)
+    after = _data_entries(big_ozx)
+    assert [n for n in before if after.get(n) != before[n]] == []  # image and cells copied
+    g = open_ozx(big_ozx)
+    assert g["labels"].attrs["ome"]["labels"] == ["cells", "nuclei"]
+    assert g["labels/nuclei/0"][110, 2050] == 42
+    assert g["labels/nuclei"].attrs["ome"]["image-label"]["colors"][-1]["label-value"] == 42
+    with zipfile.ZipFile(big_ozx) as z:
+        names = [i.filename for i in z.infolist()]
+    assert len(names) == len(set(names))  # no duplicate entries
+    assert cli(["validate", "--strict", "--no-progress", str(big_ozx)]) == 0
+
+    # the same name again replaces it, in its place
+    add_labels(big_ozx, "cells", seg * 2)
+    g = open_ozx(big_ozx)
+    assert g["labels"].attrs["ome"]["labels"] == ["cells", "nuclei"]
+    assert set(np.unique(g["labels/cells/0"][:]).tolist()) == {0, 84}
+    assert g["labels/nuclei/0"][110, 2050] == 42
+    assert cli(["validate", "--strict", "--no-progress", str(big_ozx)]) == 0
+
+
+def test_add_labels_to_an_ngff_zarr_archive_copies_its_image(ngff_zarr_ozx, tmp_path):
+    import shutil
+
+    path = tmp_path / "ngff.ozx"
+    shutil.copy(ngff_zarr_ozx, path)
+    before = _data_entries(path)
+    g = open_ozx(path)
+    ms = g.attrs["ome"]["multiscales"][0]
+    level0 = g[ms["datasets"][0]["path"]]
+    spatial = [n for n, a in zip(level0.shape, ms["axes"]) if a.get("type") == "space"]
+    seg = np.zeros(spatial, "uint16")
+    seg[..., :5, :5] = 2
+    add_labels(path, "seg", seg)
+    after = _data_entries(path)
+    # ngff-zarr names its levels scale0/ngff, ...; saved as 0, 1, ..., each copied as stored
+    copied = 0
+    for k, ds in enumerate(ms["datasets"]):
+        old = {n[len(ds["path"]) + 1:]: b for n, b in before.items()
+               if n.startswith(ds["path"] + "/")}
+        new = {n[len(str(k)) + 1:]: b for n, b in after.items() if n.startswith(f"{k}/")}
+        assert old and new == old, f"level {ds['path']}"
+        copied += len(old)
+    assert copied == len(before)
+    g = open_ozx(path)
+    assert g["labels/seg/0"][(0,) * seg.ndim] == 2
+    np.testing.assert_array_equal(g["0"][:], level0[:])
+
+
+# ------------------------------------------------------------------ what the user sees
+
+
+def test_screenshots_of_painted_labels_before_and_after_the_round_trip(make_napari_viewer,
+                                                                      small_ozx, tmp_path):
+    from imageio.v3 import imwrite
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(small_ozx), plugin=None)
+    cells = viewer.layers["cells"]
+    cells.brush_size = 40
+    for x in range(120, 380, 20):
+        cells.paint((120, x), 5, refresh=True)  # a stroke of label 5
+    cells.fill((200, 250), 6)
+    viewer.reset_view()
+    before = viewer.screenshot(canvas_only=True, flash=False)
+    imwrite(tmp_path / "painted-before.png", before)
+    out = tmp_path / "painted.ozx"
+    viewer.layers.save(str(out), plugin="napari-ozx")
+
+    viewer.layers.clear()  # the same window (the same canvas size) shows the saved archive
+    viewer.open(str(out), plugin=None)
+    viewer.reset_view()
+    after = viewer.screenshot(canvas_only=True, flash=False)
+    imwrite(tmp_path / "painted-after.png", after)
+    assert before.shape == after.shape
+    assert before[..., :3].std() > 10
+    # the same picture: the painted labels came back with the same colours
+    diff = np.abs(before[..., :3].astype(int) - after[..., :3].astype(int))
+    assert (diff.max(axis=-1) > 40).mean() < 0.01
