@@ -29,7 +29,10 @@ pytestmark = pytest.mark.gui
 ROUTES = ["layers.save", "layers.save selected", "npe2.write", "widget",
           "File > Save Selected Layers", "File > Save All Layers"]
 SELECTING = {"layers.save selected", "widget", "File > Save Selected Layers"}
-SOURCES = ["napari-ozx", "ngff-zarr", "ome-zarr-py", "numpy", "dask"]
+SOURCES = ["napari-ozx", "napari-ozx small", "ngff-zarr", "ome-zarr-py", "numpy", "dask"]
+ARCHIVES = {"napari-ozx": "ours_ozx", "napari-ozx small": "ours_small_ozx",
+            "ngff-zarr": "ngff_zarr_ozx", "ome-zarr-py": "ome_zarr_py_ozx"}
+PYRAMIDS = {"napari-ozx", "ngff-zarr", "ome-zarr-py"}  # archives that store several levels
 
 
 @pytest.fixture
@@ -47,15 +50,24 @@ def notes():
     notification_manager.notification_ready.disconnect(record)
 
 
+def _ours(path: Path, shape) -> Path:
+    return Path(napari_ozx.write_ozx(
+        path, pixels((2, *shape), seed=5), labels={"cells": label_pixels(shape)},
+        axes="czyx", scale=(2.0, 0.5, 0.5), units="micrometer", channel_names=["DAPI", "GFP"],
+        colormaps=["blue", "green"], contrast_limits=[(10, 3000), (20, 2500)]))
+
+
 @pytest.fixture(scope="session")
 def ours_ozx(tmp_path_factory) -> Path:
-    """Two channels and a label image, written by ``napari_ozx.write_ozx``."""
-    d = tmp_path_factory.mktemp("ours")
-    return Path(napari_ozx.write_ozx(
-        d / "ours.ozx", pixels((2, 6, 200, 300), seed=5),
-        labels={"cells": label_pixels((6, 200, 300))}, axes="czyx", scale=(2.0, 0.5, 0.5),
-        units="micrometer", channel_names=["DAPI", "GFP"], colormaps=["blue", "green"],
-        contrast_limits=[(10, 3000), (20, 2500)]))
+    """Two channels and a label image by ``napari_ozx.write_ozx``, wider than napari's screen
+    tile, so the image is stored (and opens) as a pyramid."""
+    return _ours(tmp_path_factory.mktemp("ours") / "ours.ozx", (3, 256, 2600))
+
+
+@pytest.fixture(scope="session")
+def ours_small_ozx(tmp_path_factory) -> Path:
+    """The same, small: stored as one level, opens as plain layers."""
+    return _ours(tmp_path_factory.mktemp("ours-small") / "small.ozx", (6, 200, 300))
 
 
 def _level0(layer) -> np.ndarray:
@@ -77,11 +89,14 @@ def _settings(layer) -> dict:
 
 def _load_source(source, viewer, request) -> None:
     """Put the source's layers into ``viewer`` the way a user gets them, then edit them."""
-    if source in ("napari-ozx", "ngff-zarr", "ome-zarr-py"):
-        fixture = {"napari-ozx": "ours_ozx", "ngff-zarr": "ngff_zarr_ozx",
-                   "ome-zarr-py": "ome_zarr_py_ozx"}[source]
-        layers = viewer.open(str(request.getfixturevalue(fixture)), plugin=None)
-        assert layers and all(type(layer.data).__name__ == "MultiScaleData" for layer in layers)
+    if source in ARCHIVES:
+        layers = viewer.open(str(request.getfixturevalue(ARCHIVES[source])), plugin=None)
+        images = [layer for layer in layers if type(layer).__name__ == "Image"]
+        assert images
+        for layer in images:  # what napari holds: its MultiScaleData for a stored pyramid
+            assert layer.multiscale == (source in PYRAMIDS)
+            if layer.multiscale:
+                assert type(layer.data).__name__ == "MultiScaleData"
     elif source == "numpy":
         viewer.add_image(pixels((240, 320), seed=9), name="raw", scale=(0.25, 0.5))
         viewer.add_labels(label_pixels((1, 240, 320))[0], name="Labels", scale=(0.25, 0.5))
