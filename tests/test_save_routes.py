@@ -117,6 +117,14 @@ def _load_source(source, viewer, request) -> None:
         layer.name = f"{layer.name}-renamed"
 
 
+def widget_of(viewer):
+    from napari_ozx._widget import ExportWidget
+
+    found = [w for w in viewer.window.dock_widgets.values() if isinstance(w, ExportWidget)]
+    assert len(found) == 1
+    return found[0]
+
+
 def _save(route, viewer, path, qtbot, monkeypatch) -> list:
     """Save through ``route``; returns the paths the route reports as written."""
     import npe2
@@ -128,11 +136,9 @@ def _save(route, viewer, path, qtbot, monkeypatch) -> list:
     if route == "npe2.write":
         return npe2.write(str(path), list(viewer.layers), plugin_name="napari-ozx")
     if route == "widget":
-        from napari_ozx._widget import ExportWidget
-
-        widget = ExportWidget(viewer)
-        qtbot.addWidget(widget)
         from qtpy.QtCore import Qt
+
+        widget = widget_of(viewer)
 
         for i in range(widget.layer_list.count()):
             item = widget.layer_list.item(i)
@@ -174,6 +180,8 @@ def _save(route, viewer, path, qtbot, monkeypatch) -> list:
 def test_save_route_round_trip(source, route, make_napari_viewer, qtbot, tmp_path,
                                monkeypatch, request, notes):
     viewer = make_napari_viewer()
+    if route == "widget":  # docked before the file is opened and edited: it must follow
+        viewer.window.add_plugin_dock_widget("napari-ozx", "Export .ozx")
     _load_source(source, viewer, request)
     saved_layers = list(viewer.layers)
     expected = {layer.name: (_settings(layer), _level0(layer)) for layer in saved_layers}

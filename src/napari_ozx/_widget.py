@@ -5,6 +5,10 @@ pyramid (levels, method) and the output path; the export runs in a worker thread
 (:func:`napari_ozx.write.write_layers`), with a progress bar (shards written / total) in the
 widget and in napari's activity dock, and a Cancel button.  Success and failure are napari
 notifications; a cancelled or failed export leaves the destination as it was.
+
+The layer list follows the viewer's (insert, remove, rename, reorder). Each row stands for a
+layer object, never a name, so a renamed layer is saved under its new name; layers an OME-Zarr
+cannot hold (points, shapes, ...) are named under the list as left out.
 """
 
 from __future__ import annotations
