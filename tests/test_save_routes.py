@@ -115,6 +115,16 @@ def _load_source(source, viewer, request) -> None:
         images[1].visible = False
     for layer in labels:
         layer.name = f"{layer.name}-renamed"
+        if not layer.multiscale:  # paint a new cell, as with the brush
+            layer.brush_size = 5
+            layer.paint(tuple(s // 2 for s in layer.data.shape), 9)
+            assert (np.asarray(layer.data) == 9).any()
+    if source in ARCHIVES:
+        # a segmentation of the opened image, added as a new labels layer
+        ref = first.data[0] if first.multiscale else first.data
+        seg = np.zeros(ref.shape, "uint16")
+        seg[(slice(None),) * (seg.ndim - 2) + (slice(3, 40), slice(5, 60))] = 4
+        viewer.add_labels(seg, name="segmentation", scale=first.scale, translate=first.translate)
 
 
 def widget_of(viewer):
