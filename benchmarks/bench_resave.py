@@ -36,18 +36,24 @@ KINDS = ["resave", "re-encode", "cp", "labels alone"]
 
 
 def labels_source(shape):
-    """A lazy uint16 label volume: boxes of 32^3 voxels every 64 voxels, numbered."""
+    """A lazy uint16 label volume: a box of 32^3 voxels in every 64^3 cube, numbered (cheap to
+    make: a tiled mask times repeated ids, so the labels' own encoding is what is measured)."""
     import dask.array as da
     import numpy as np
 
+    cube = np.zeros((64, 64, 64), np.uint16)
+    cube[:32, :32, :32] = 1
+
     def block(block_info=None):
         (z0, z1), (y0, y1), (x0, x1) = block_info[None]["array-location"]
-        zz = np.arange(z0, z1)[:, None, None]
-        yy = np.arange(y0, y1)[None, :, None]
-        xx = np.arange(x0, x1)[None, None, :]
-        inside = ((zz % 64) < 32) & ((yy % 64) < 32) & ((xx % 64) < 32)
-        ids = (zz // 64) * 10007 + (yy // 64) * 131 + (xx // 64) + 1
-        return np.where(inside, ids % 60000 + 1, 0).astype(np.uint16)
+        cz, cy, cx = (np.arange(a // 64, -(-b // 64)) for a, b in ((z0, z1), (y0, y1), (x0, x1)))
+        ids = ((cz[:, None, None] * 10007 + cy[None, :, None] * 131 + cx[None, None, :])
+               % 60000 + 1).astype(np.uint16)
+        n = ids.shape
+        full = (ids[:, None, :, None, :, None] * cube[None, :, None, :, None, :]).reshape(
+            n[0] * 64, n[1] * 64, n[2] * 64)
+        oz, oy, ox = z0 - cz[0] * 64, y0 - cy[0] * 64, x0 - cx[0] * 64
+        return full[oz:oz + z1 - z0, oy:oy + y1 - y0, ox:ox + x1 - x0]
 
     return da.map_blocks(block, chunks=da.core.normalize_chunks((64, 256, 256), shape),
                          dtype="uint16")

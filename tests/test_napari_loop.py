@@ -334,3 +334,42 @@ def test_screenshots_of_painted_labels_before_and_after_the_round_trip(make_napa
     # the same picture: the painted labels came back with the same colours
     diff = np.abs(before[..., :3].astype(int) - after[..., :3].astype(int))
     assert (diff.max(axis=-1) > 40).mean() < 0.01
+
+
+# ------------------------------------------------------------------ layers from anywhere
+
+
+def test_layers_opened_by_napari_ome_zarr_save_as_ozx(make_napari_viewer, ome_zarr_py_dir,
+                                                      tmp_path):
+    """Another reader plugin's layers (napari-ome-zarr on the unzipped directory: lists of
+    dask arrays, channel_axis split by napari) save and reopen with the same pixels."""
+    viewer = make_napari_viewer()
+    viewer.open(str(ome_zarr_py_dir), plugin="napari-ome-zarr")
+    images = [layer for layer in viewer.layers if type(layer).__name__ == "Image"]
+    assert len(images) == 2 and images[0].multiscale
+    out = tmp_path / "from-ome-zarr.ozx"
+    assert viewer.layers.save(str(out), plugin="napari-ozx") == [str(out)]
+    again = make_napari_viewer()
+    again.open(str(out), plugin=None)
+    assert len(again.layers) == len(viewer.layers)
+    for a, b in zip(viewer.layers, again.layers):
+        np.testing.assert_array_equal(_level0(b), _level0(a), err_msg=a.name)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "dask", "zarr", "list of levels"])
+def test_every_kind_of_layer_data_saves(make_napari_viewer, tmp_path, kind):
+    import dask.array as da
+    import zarr
+
+    img = _image((3000, 200), seed=4)
+    half = img[::2, ::2].copy()
+    data = {"numpy": img, "dask": da.from_array(img, chunks=(500, 200)),
+            "zarr": zarr.array(img, chunks=(256, 200)), "list of levels": [img, half]}[kind]
+    viewer = make_napari_viewer()
+    viewer.add_image(data, name="img", contrast_limits=(0, 999))
+    out = tmp_path / f"{kind}.ozx"
+    assert viewer.layers.save(str(out), plugin="napari-ozx") == [str(out)]
+    g = open_ozx(out)
+    np.testing.assert_array_equal(g["0"][:], img)
+    if kind == "list of levels":
+        np.testing.assert_array_equal(g["1"][:], half)

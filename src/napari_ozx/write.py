@@ -643,6 +643,10 @@ def _label_colours(colormap, values: np.ndarray, dtype) -> np.ndarray:
     if len(values) == 0:
         return np.zeros((0, 4))
     cmap = colormap if hasattr(colormap, "map") else None
+    if cmap is None and colormap is None:  # napari's default (cheaper than a Labels probe)
+        from napari.utils.colormaps import label_colormap
+
+        cmap = label_colormap(49, seed=0.5)
     if cmap is None:
         from napari.layers import Labels
 
