@@ -373,3 +373,45 @@ def test_every_kind_of_layer_data_saves(make_napari_viewer, tmp_path, kind):
     np.testing.assert_array_equal(g["0"][:], img)
     if kind == "list of levels":
         np.testing.assert_array_equal(g["1"][:], half)
+
+
+# ------------------------------------------------------------------ archives by other tools
+
+
+@pytest.mark.parametrize("which", ["ngff-zarr", "ome-zarr-py"])
+def test_edit_and_save_archives_written_by_other_tools(make_napari_viewer, request, tmp_path,
+                                                       which):
+    """Open what another tool wrote (File > Open), edit as a user does, save, reopen."""
+    source = request.getfixturevalue({"ngff-zarr": "ngff_zarr_ozx",
+                                      "ome-zarr-py": "ome_zarr_py_ozx"}[which])
+    viewer = make_napari_viewer()
+    viewer.open(str(source), plugin=None)
+    image = viewer.layers[0]
+    image.contrast_limits = (10, 3000)
+    image.colormap = "magenta"
+    image.name = "renamed"
+    shape = _level0(image).shape
+    seg = np.zeros(shape, "uint16")
+    seg[..., 2:9, 3:12] = 5
+    viewer.add_labels(seg, name="seg", scale=image.scale, translate=image.translate)
+    labels = [layer for layer in viewer.layers if type(layer).__name__ == "Labels"]
+    if which == "ome-zarr-py":  # its label image opened paintable: paint and fill it
+        cells = viewer.layers["cells"]
+        cells.paint((4, 100, 10), 9, refresh=True)
+        cells.fill((4, 30, 30), 3)
+    expected = {layer.name: _level0(layer).copy() for layer in viewer.layers}
+    out = tmp_path / f"{which}-edited.ozx"
+    assert viewer.layers.save(str(out), plugin="napari-ozx") == [str(out)]
+
+    again = make_napari_viewer()
+    again.open(str(out), plugin=None)
+    assert [layer.name for layer in again.layers] == list(expected)
+    for layer in again.layers:
+        np.testing.assert_array_equal(_level0(layer), expected[layer.name], err_msg=layer.name)
+    renamed = again.layers["renamed"]
+    assert tuple(renamed.contrast_limits) == (10, 3000)
+    assert renamed.colormap.name == "magenta"
+    np.testing.assert_allclose(renamed.scale, image.scale)
+    np.testing.assert_allclose(renamed.translate, image.translate)
+    np.testing.assert_allclose(again.layers["seg"].scale, image.scale)
+    assert len(labels) == (2 if which == "ome-zarr-py" else 1)
