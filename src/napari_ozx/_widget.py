@@ -34,10 +34,10 @@ from qtpy.QtWidgets import (
 )
 
 from . import pyramid as P
+from ._writer import UNSTORABLE_WHY
 from .write import CODECS, WriteCancelled, write_layers
 
 AUTO = "auto"
-UNSTORABLE_WHY = "OME-Zarr holds images and label images only"
 
 
 def _kind(layer) -> str:
