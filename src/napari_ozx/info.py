@@ -56,6 +56,7 @@ def describe(path: str | os.PathLike) -> dict:
     out["multiscales"] = _multiscales(nodes)
     out["labels"] = _labels(nodes)
     root = next((n for n in nodes if n["path"] == ""), None)
+    out["root"] = root["node_type"] if root is not None else None
     if root is not None and out["ome_version"] is None:
         out["ome_version"] = (root.get("ome") or {}).get("version")
     return out
@@ -123,10 +124,19 @@ def _multiscales(nodes: list[dict]) -> list[dict]:
             out.append({
                 "group": n["path"],
                 "name": ms.get("name"),
-                "axes": [a.get("name") if isinstance(a, dict) else a for a in ms.get("axes") or []],
+                "axes": [a.get("name") if isinstance(a, dict) else a for a in _axes(ms)],
                 "levels": levels,
             })
     return out
+
+
+def _axes(ms: dict) -> list:
+    """``axes``, or in OME-Zarr 0.6 those of the first coordinate system."""
+    axes = ms.get("axes")
+    systems = ms.get("coordinateSystems")
+    if axes is None and isinstance(systems, list) and systems and isinstance(systems[0], dict):
+        axes = systems[0].get("axes")
+    return axes if isinstance(axes, list) else []
 
 
 def _labels(nodes: list[dict]) -> list[str]:
@@ -156,6 +166,12 @@ def format_description(d: dict) -> str:
         f"  OME-Zarr    {d['ome_version'] or '(unknown)'}"
         + ("   jsonFirst" if d["json_first"] else ""),
     ]
+    if d.get("root") is None:
+        lines.append("  root        no zarr.json at the archive root: not an OME-Zarr zip "
+                     "(RFC-9 puts the root there)")
+    elif d.get("root") == "array":
+        lines.append("  root        a bare Zarr array, no OME metadata "
+                     "(open_ozx returns the array; napari shows it as one image)")
     if d.get("duplicates"):
         shown = ", ".join(d["duplicates"][:5]) + (", ..." if len(d["duplicates"]) > 5 else "")
         lines.append(f"  duplicates  {len(d['duplicates'])} names occur more than once ({shown}); "
