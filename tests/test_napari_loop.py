@@ -418,3 +418,84 @@ def test_edit_and_save_archives_written_by_other_tools(make_napari_viewer, reque
     np.testing.assert_allclose(renamed.translate, image.translate)
     np.testing.assert_allclose(again.layers["seg"].scale, image.scale)
     assert len(labels) == (2 if which == "ome-zarr-py" else 1)
+
+
+# ------------------------------------------------------------------ the copy, when it goes wrong
+
+
+def _reader_layers(path):
+    """The layer data napari gets from our reader, channels split as napari splits them."""
+    from napari.layers.utils.stack_utils import split_channels
+
+    from napari_ozx._reader import napari_get_reader
+
+    out = []
+    for data, kwargs, kind in napari_get_reader(str(path))(str(path)):
+        if "channel_axis" in kwargs:
+            kwargs = dict(kwargs)
+            out.extend(split_channels(data, kwargs.pop("channel_axis"), **kwargs))
+        else:
+            out.append((data, kwargs, kind))
+    return out
+
+
+def test_entries_of_a_deflated_archive_are_copied_inflated(big_ozx, tmp_path):
+    """Another tool's DEFLATE-compressed archive: its entries are read (inflated, CRC-checked)
+    and stored, not copied raw; the pixels are the same."""
+    deflated = tmp_path / "deflated.ozx"
+    with zipfile.ZipFile(big_ozx) as src, zipfile.ZipFile(deflated, "w",
+                                                          zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    out = tmp_path / "from-deflated.ozx"
+    from napari_ozx.write import write_layers
+
+    write_layers(out, _reader_layers(deflated))
+    assert _data_entries(out) == _data_entries(big_ozx)
+    with zipfile.ZipFile(out) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_a_copy_that_fails_leaves_the_destination_as_it_was(big_ozx, tmp_path, monkeypatch):
+    from napari_ozx.zip.writer import Reservation
+
+    dest = tmp_path / "dest.ozx"
+    dest.write_bytes(b"the file that was there")
+    calls = []
+
+    def failing_copy(self, fd, offset, crc):
+        calls.append(self.name)
+        if len(calls) == 3:
+            raise OSError(5, "Input/output error")
+        return original(self, fd, offset, crc)
+
+    original = Reservation.copy
+    monkeypatch.setattr(Reservation, "copy", failing_copy)
+    from napari_ozx.write import write_layers
+
+    with pytest.raises(OSError, match="Input/output error"):
+        write_layers(dest, _reader_layers(big_ozx))
+    assert len(calls) == 3
+    assert dest.read_bytes() == b"the file that was there"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.ozx", "dest.ozx"]
+
+
+def test_a_cancelled_copy_leaves_the_destination_as_it_was(big_ozx, tmp_path, monkeypatch):
+    import threading
+
+    from napari_ozx.write import WriteCancelled, write_layers
+    from napari_ozx.zip.writer import Reservation
+
+    cancel = threading.Event()
+    original = Reservation.copy
+
+    def copy_then_cancel(self, fd, offset, crc):
+        original(self, fd, offset, crc)
+        cancel.set()  # the user presses Cancel while the image is being copied
+
+    monkeypatch.setattr(Reservation, "copy", copy_then_cancel)
+    dest = tmp_path / "dest.ozx"
+    with pytest.raises(WriteCancelled):
+        write_layers(dest, _reader_layers(big_ozx), cancel=cancel)
+    assert not dest.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.ozx"]

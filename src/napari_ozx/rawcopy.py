@@ -23,7 +23,7 @@ import numpy as np
 
 from . import provenance
 
-__all__ = ["Copy", "plan_copy", "copy_array", "source_label_values"]
+__all__ = ["Copy", "Copier", "plan_copy", "source_label_values"]
 
 #: the fields of an array's ``zarr.json`` that decide its stored bytes
 LAYOUT_FIELDS = ("shape", "data_type", "chunk_grid", "chunk_key_encoding", "codecs",
@@ -77,26 +77,80 @@ def plan_copy(level, dimension_names: list[str], ours: bytes | None) -> Copy | N
     return Copy(source, json.dumps(doc, indent=2).encode(), entries)
 
 
-def copy_array(writer, copy: Copy, target: str, *, tick: Callable[[int], None],
-               cancelled: Callable[[], bool]) -> None:
-    """Write every entry of ``copy`` under ``target`` (the new array path) into ``writer``."""
-    archive = copy.archive
-    fileno = getattr(archive.source, "fileno", None)
-    prefix = f"{copy.source.path}/"
-    for name in copy.entries:
-        if cancelled():
-            from .shards import WriteCancelled
+class Copier:
+    """Copies arrays into a writer on a thread of its own, while the caller encodes the rest.
 
-            raise WriteCancelled("cancelled")
-        new = f"{target}/{name[len(prefix):]}"
-        span = archive.stored_span(name) if fileno is not None else None
-        if span is not None:
-            offset, size, crc = span
-            writer.copy_entry(new, fileno(), offset, size, crc)
-        else:
-            data = archive.read(name)  # inflated and CRC-checked
-            writer.write(new, data)
-        tick(1)
+    ``tick(n)`` is the caller's progress; it asks :meth:`collect` for the entries copied.
+
+    Entering reserves the place of every entry to copy, in order, in the caller's thread (a
+    reservation is quick, and once taken, no open entry of the caller's can hold the copy
+    up); the thread then fills them.  Leaving waits for it and raises what it raised; on an
+    error in the caller's block, the thread stops at its next entry and what it did not fill
+    is dropped.
+    """
+
+    def __init__(self, writer, copies: list[tuple[Copy, str]], *,
+                 tick: Callable[[int], None], cancelled: Callable[[], bool]):
+        self.writer, self.copies, self.tick, self.cancelled = writer, copies, tick, cancelled
+        self._jobs: list = []
+        self._error: BaseException | None = None
+        self._stop = False
+        self._thread = None
+        self._copied = self._reported = 0
+
+    def __enter__(self) -> Copier:
+        import threading
+
+        for copy, target in self.copies:
+            prefix = f"{copy.source.path}/"
+            for name in copy.entries:
+                span = None
+                archive = copy.archive
+                if getattr(archive.source, "fileno", None) is not None:
+                    span = archive.stored_span(name)
+                size = span[1] if span is not None else archive.size(name)
+                new = f"{target}/{name[len(prefix):]}"
+                self._jobs.append((self.writer.reserve(new, size), archive, name, span))
+        if self._jobs:
+            self._thread = threading.Thread(target=self._run, name="ozx-copy", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for i, (slot, archive, name, span) in enumerate(self._jobs):
+                if self._stop or self.cancelled():
+                    return
+                if span is not None:
+                    slot.copy(archive.source.fileno(), span[0], span[2])
+                else:
+                    slot.write(archive.read(name))  # inflated and CRC-checked
+                self._copied = i + 1
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            self._error = e
+
+    def collect(self) -> int:
+        """Entries copied since the last call (progress is reported from the caller's thread:
+        napari's progress bar is a Qt object)."""
+        done = self._copied
+        new, self._reported = done - self._reported, done
+        return new
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._stop = True
+        if self._thread is not None:
+            self._thread.join()
+        self.tick(0)  # the caller's progress takes in what was copied last
+        for slot, *_ in self._jobs:
+            slot.drop()  # those not filled (an error, a cancel); no-op for the rest
+        if exc_type is None:
+            if self._error is not None:
+                raise self._error
+            if self.cancelled():
+                from .shards import WriteCancelled
+
+                raise WriteCancelled("cancelled")
 
 
 def source_label_values(source) -> np.ndarray | None:

@@ -396,6 +396,7 @@ class _Job:
         self.cancel = cancel
         self.pyramid_from = pyramid_from
         self.done = 0
+        self._copier: rawcopy.Copier | None = None
         self.layouts: dict[tuple[str, int], tuple] = {}
         # levels whose stored entries are copied from the archive they were read from
         self.copies: dict[tuple[str, int], rawcopy.Copy] = {}
@@ -437,6 +438,10 @@ class _Job:
         return tuple(shape)
 
     def _tick(self, n: int = 1) -> None:
+        if self._copier is not None:
+            n += self._copier.collect()
+        if not n:
+            return
         self.done += n
         if self.progress is not None:
             self.progress(self.done, self.total)
@@ -450,8 +455,18 @@ class _Job:
                 labels = root.create_group("labels")
                 for ap in self.plan.labels:
                     labels.create_group(ap.path.split("/", 1)[1])
-            for ap in self.plan.arrays():
-                self._write_multiscale(ap)
+            arrays = {ap.path: [self._create_array(ap, k)
+                                for k in range(len(ap.levels) + len(ap.steps))]
+                      for ap in self.plan.arrays()}
+            # Stored entries to copy take their places first and are copied by a thread while
+            # the rest is encoded (the copy is the kernel's work, the encoding the cores').
+            copier = rawcopy.Copier(self.writer, [(copy, arrays[path][k][0]) for (path, k), copy
+                                                  in self.copies.items()],
+                                    tick=self._tick, cancelled=self._cancelled)
+            self._copier = copier
+            with copier:
+                for ap in self.plan.arrays():
+                    self._write_multiscale(ap, arrays[ap.path])
             self._write_attributes(root)
             if self.cancel is not None and self.cancel.is_set():
                 raise WriteCancelled("cancelled")
@@ -490,25 +505,24 @@ class _Job:
         self.writer.set_metadata(f"{name}/zarr.json", meta)
         return name, meta, shape, shards
 
-    def _copy_level(self, ap: ArrayPlan, name: str, copy: rawcopy.Copy) -> None:
-        rawcopy.copy_array(self.writer, copy, name, tick=self._tick,
-                           cancelled=lambda: self.cancel is not None and self.cancel.is_set())
-        if ap.kind == "labels" and name.endswith("/0"):
-            values = rawcopy.source_label_values(copy.source)
-            if values is None:  # the source lists none: find them (a decode, once)
-                values = np.unique(np.asarray(ap.levels[0]))
-            self.values[ap.path] = values
+    def _cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
-    def _write_multiscale(self, ap: ArrayPlan) -> None:
+    def _copied_label_values(self, ap: ArrayPlan, copy: rawcopy.Copy) -> None:
+        values = rawcopy.source_label_values(copy.source)
+        if values is None:  # the source lists none: find them (a decode, once)
+            values = np.unique(np.asarray(ap.levels[0]))
+        self.values[ap.path] = values
+
+    def _write_multiscale(self, ap: ArrayPlan, arrays: list) -> None:
         n_levels = len(ap.levels) + len(ap.steps)
-        arrays = [self._create_array(ap, k) for k in range(n_levels)]
         if not ap.steps and any((ap.path, k) in self.copies for k in range(n_levels)):
             for k in range(n_levels):
                 copy = self.copies.get((ap.path, k))
-                if copy is not None:
-                    self._copy_level(ap, arrays[k][0], copy)
-                else:
+                if copy is None:
                     self._write_level(ap, arrays, k, ap.levels[k])
+                elif ap.kind == "labels" and k == 0:  # the copy itself is the Copier's
+                    self._copied_label_values(ap, copy)
             return
         chunk_grids = [C.Grid(self.layouts[(ap.path, j)][0], self.layouts[(ap.path, j)][1])
                        for j in range(n_levels)]

@@ -362,17 +362,18 @@ class OzxWriter:
         if is_metadata_name(name):
             self.set_metadata(name, os.pread(fd, size, offset))
             return
+        self.reserve(name, size).copy(fd, offset, crc)
+
+    def reserve(self, name: str, size: int) -> Reservation:
+        """Take the place of a data entry of ``size`` bytes now, in archive order, to be filled
+        later from any thread (:meth:`Reservation.copy`, :meth:`Reservation.write`): entries
+        written meanwhile go after it, and the archive cannot be committed until it is filled
+        or dropped.  Lets a save copy stored entries while it encodes others."""
+        if is_metadata_name(name):
+            raise ValueError(f"{name!r} is a metadata entry")
         key = name.encode("utf-8")
         row, header_pos, padding = self._reserve(name, key, size)
-        try:
-            header = self._local_header(key, size, crc, padding)
-            _pwrite_all(self._fd, header, header_pos)
-            _copy_range(fd, offset, self._fd, header_pos + len(header), size, self.path, name)
-        except BaseException:
-            self._release(name, row, None)
-            raise
-        self._release(name, row, crc)
-        self._written(size)
+        return Reservation(self, name, key, row, header_pos, padding, size)
 
     def open_entry(self, name: str) -> EntryStream:
         """Start a data entry whose size is not known yet: :meth:`EntryStream.append` writes
@@ -721,6 +722,51 @@ class OzxWriter:
                 self.abort()
         except Exception:
             pass
+
+
+class Reservation:
+    """The place of one data entry of known size (:meth:`OzxWriter.reserve`), filled once."""
+
+    def __init__(self, writer: OzxWriter, name: str, key: bytes, row: int, header_pos: int,
+                 padding: bytes, size: int):
+        self.writer, self.name, self.key, self.row = writer, name, key, row
+        self.header_pos, self.padding, self.size = header_pos, padding, size
+        self._done = False
+
+    def _fill(self, crc: int, body) -> None:
+        if self._done:
+            raise OzxError("reserved entry filled twice", archive=self.writer.path,
+                           entry=self.name)
+        self._done = True
+        w = self.writer
+        try:
+            header = w._local_header(self.key, self.size, crc, self.padding)
+            _pwrite_all(w._fd, header, self.header_pos)
+            body(self.header_pos + len(header))
+        except BaseException:
+            w._release(self.name, self.row, None)
+            raise
+        w._release(self.name, self.row, crc)
+        w._written(self.size)
+
+    def copy(self, fd: int, offset: int, crc: int) -> None:
+        """Fill it with the ``size`` bytes at ``offset`` of ``fd`` whose CRC-32 is ``crc``."""
+        self._fill(crc, lambda pos: _copy_range(fd, offset, self.writer._fd, pos, self.size,
+                                               self.writer.path, self.name))
+
+    def write(self, data) -> None:
+        """Fill it with ``data`` (exactly ``size`` bytes)."""
+        view = memoryview(data).cast("B")
+        if len(view) != self.size:
+            raise OzxError(f"{len(view)} bytes for an entry reserved for {self.size}",
+                           archive=self.writer.path, entry=self.name)
+        self._fill(zlib.crc32(view), lambda pos: _pwrite_all(self.writer._fd, view, pos))
+
+    def drop(self) -> None:
+        """Give it up unfilled (the save failed): it leaves the directory."""
+        if not self._done:
+            self._done = True
+            self.writer._release(self.name, self.row, None)
 
 
 class EntryStream:
