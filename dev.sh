@@ -44,6 +44,11 @@ install_python() {
 install_system
 install_python
 export PATH="$PWD/$VENV/bin:$PATH"
+# PyQt6 is the Qt the dev extra installs. A venv made before it also holds PyQt5, which qtpy
+# (napari's Qt layer) would pick first while pytest-qt picks PyQt6: name one for both.
+# QT_API=pyqt5 bash dev.sh test runs everything on PyQt5 (pip install -e ".[qt5]" first).
+export QT_API="${QT_API:-pyqt6}"
+export PYTEST_QT_API="${PYTEST_QT_API:-$QT_API}"
 
 case "$job" in
   setup) ;;

@@ -54,7 +54,13 @@ __all__ = [
     "write_ozx",
 ]
 
+# The version pip installed (pyproject.toml's), read from the package metadata: one source of
+# truth, and importlib.metadata is cheap (no zarr, no dask). A source tree that was never
+# installed has no metadata.
 try:
-    from ._version import version as __version__
-except ImportError:  # pragma: no cover
-    __version__ = "0.0.0"
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("napari-ozx")
+except PackageNotFoundError:  # pragma: no cover
+    __version__ = "0.0.0+unknown"
+del PackageNotFoundError, version
