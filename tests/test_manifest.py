@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 
 from npe2 import PluginManifest
 
@@ -23,4 +24,12 @@ def test_manifest_is_public_and_listed_under_io_and_dataset():
     manifest = PluginManifest.from_distribution("napari-ozx")
     assert manifest.visibility == "public"
     assert [str(c) for c in manifest.categories] == ["IO", "Dataset"]
-    assert manifest.package_version == __import__("napari_ozx").__version__
+
+
+def test_version_is_the_installed_one():
+    import napari_ozx
+
+    # pyproject.toml's version, as pip installed it (it was a hard-coded "0.0.0")
+    assert napari_ozx.__version__ == version("napari-ozx")
+    assert napari_ozx.__version__ not in ("0.0.0", "0.0.0+unknown")
+    assert PluginManifest.from_distribution("napari-ozx").package_version == napari_ozx.__version__

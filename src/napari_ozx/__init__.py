@@ -22,7 +22,21 @@ _LAZY = {
 }
 
 
+def _installed_version() -> str:
+    """The version pip installed (pyproject.toml's), from the package metadata: one source of
+    truth. Read on first use, like the modules above: importlib.metadata costs tens of ms."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("napari-ozx")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name):
+    if name == "__version__":
+        globals()[name] = value = _installed_version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'napari_ozx' has no attribute {name!r}")
@@ -34,7 +48,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 
 __all__ = [
@@ -53,14 +67,3 @@ __all__ = [
     "open_ozx",
     "write_ozx",
 ]
-
-# The version pip installed (pyproject.toml's), read from the package metadata: one source of
-# truth, and importlib.metadata is cheap (no zarr, no dask). A source tree that was never
-# installed has no metadata.
-try:
-    from importlib.metadata import PackageNotFoundError, version
-
-    __version__ = version("napari-ozx")
-except PackageNotFoundError:  # pragma: no cover
-    __version__ = "0.0.0+unknown"
-del PackageNotFoundError, version
