@@ -180,6 +180,9 @@ def test_settings_only_resave_copies_every_entry(make_napari_viewer, big_ozx, tm
     viewer.layers["DAPI"].contrast_limits = (5, 500)
     viewer.layers["Actin"].name = "F-actin"
     viewer.layers["cells"].visible = False
+    import gc
+
+    gc.collect()  # what napari held on to is all that keeps the stored pyramid known
     out = tmp_path / "settings.ozx"
     viewer.layers.save(str(out), plugin="napari-ozx")
     after = _data_entries(out)

@@ -457,7 +457,7 @@ def block(block_id=None, block_info=None):
 
 img = da.map_blocks(block, chunks=((128,) * 8, (256,) * 4, (256,) * 4), dtype="uint16")
 t = time.perf_counter()
-write_ozx(sys.argv[1], img)
+write_ozx(sys.argv[1], img, axes="zyx")
 # VmHWM: the peak of this process alone (ru_maxrss would carry over the forking parent's)
 hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")]
 print(time.perf_counter() - t, hwm[0] * 1024)
@@ -515,13 +515,18 @@ def test_save_layers_shows_progress(make_napari_viewer, tmp_path, monkeypatch):
 def test_axes_from_meaningful_labels_else_inferred(tmp_path):
     from napari.layers import Image
 
-    # napari's placeholder labels ('-4'...'-1') mean nothing: t, z, y, x; c goes after t
+    # napari's placeholder labels ('-4'...'-1') mean nothing: the last two are y, x; the
+    # leading ones are of unknown type and never downsampled.  OME-Zarr has room for one
+    # axis of channel-or-unknown type: the first is saved as time (c goes after it), the
+    # other as space (z), still not downsampled
     a = Image(_pixels(1, shape=(2, 3, 40, 50)), name="a")
     b = Image(_pixels(2, shape=(2, 3, 40, 50)), name="b")
-    write_ozx(tmp_path / "t.ozx", [a, b], pyramid_levels=1)
-    axes = open_ozx(tmp_path / "t.ozx").attrs["ome"]["multiscales"][0]["axes"]
+    write_ozx(tmp_path / "t.ozx", [a, b], pyramid_levels=2)
+    group = open_ozx(tmp_path / "t.ozx")
+    axes = group.attrs["ome"]["multiscales"][0]["axes"]
     assert [(x["name"], x.get("type")) for x in axes] == [
         ("t", "time"), ("c", "channel"), ("z", "space"), ("y", "space"), ("x", "space")]
+    assert group["1"].shape == (2, 2, 3, 20, 25)
     # meaningful labels are kept
     c = Image(_pixels(3, shape=(40, 50)), name="c", axis_labels=("row", "col"),
               units=("nanometer", "nanometer"))

@@ -8,6 +8,7 @@ that name the archive and the entry.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 import zlib
@@ -16,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OzxError, OzxWarning
+from .errors import OzxConformanceWarning, OzxError, OzxWarning
 from .zip import records as R
 from .zip.parse import NeedBytes, parse_central_block, parse_comment, parse_local_header
 from .zip.parse import parse_tail, tail_request
 from .zip.source import LocalFile
+
+_log = logging.getLogger("napari_ozx")
 
 URL_SCHEMES = ("http://", "https://", "s3://")
 PROBE_BLOCK = 64 * 1024  # central-directory bytes looked at when deciding about a .zip
@@ -219,15 +222,18 @@ def _for_napari(layers: list, *, load: bool = True) -> list:
     writable array (with ``load``; remembered, so an unchanged one is copied on save, see
     :mod:`.provenance`), and label colours are napari colormaps."""
     from . import provenance
+    from .ome.labels import PYRAMID_KEY
 
     out = []
     for data, kwargs, kind in layers:
         if kind == "labels":
-            meta = kwargs.get("metadata") or {}
-            if load and meta.get("paintable") and not isinstance(data, np.ndarray):
-                levels = provenance.pyramid_of(data)
+            pyramid = kwargs.pop(PYRAMID_KEY, None)
+            if pyramid is not None and load:
                 data = np.array(data.compute(), copy=True)
-                provenance.register_loaded(data, levels)
+                provenance.register_loaded(data, pyramid)
+            elif pyramid is not None:  # not for napari to paint: the stored pyramid as it is
+                data = pyramid if len(pyramid) > 1 else pyramid[0]
+                kwargs["multiscale"] = len(pyramid) > 1
             cmap = kwargs.get("colormap")
             if isinstance(cmap, dict):
                 cmap = _napari_label_colormap(cmap)
@@ -261,7 +267,11 @@ def read_ozx(path: Any) -> list:
             _notify("error", f"napari-ozx could not open {p}: {type(e).__name__}: {e}")
             layers = [(None,)]
     for w in caught:
-        if issubclass(w.category, OzxWarning):
+        if issubclass(w.category, OzxConformanceWarning):
+            # nothing is wrong with what is shown: said once, in the log (validate reports it)
+            msg = str(w.message)
+            _log.info("%s", msg if msg.startswith(p) else f"{p}: {msg}")
+        elif issubclass(w.category, OzxWarning):
             msg = str(w.message)
             _notify("warning", msg if msg.startswith(p) else f"{p}: {msg}")
         else:

@@ -61,3 +61,9 @@ class NotOmeZarrError(OzxError):
 
 class OzxWarning(UserWarning):
     """Something about an archive worth knowing that does not stop reading it."""
+
+
+class OzxConformanceWarning(OzxWarning):
+    """The archive departs from RFC-9 in a way that does not change what is read (no archive
+    comment, zipped OME-Zarr 0.4).  ``napari-ozx validate`` reports these; the napari reader
+    only logs them."""

@@ -54,6 +54,7 @@ def describe(path: str | os.PathLike) -> dict:
     out["multiscales"] = _multiscales(nodes)
     out["labels"] = _labels(nodes)
     root = next((n for n in nodes if n["path"] == ""), None)
+    out["root"] = root["node_type"] if root is not None else None
     if root is not None and out["ome_version"] is None:
         out["ome_version"] = (root.get("ome") or {}).get("version")
     return out
@@ -121,10 +122,19 @@ def _multiscales(nodes: list[dict]) -> list[dict]:
             out.append({
                 "group": n["path"],
                 "name": ms.get("name"),
-                "axes": [a.get("name") if isinstance(a, dict) else a for a in ms.get("axes") or []],
+                "axes": [a.get("name") if isinstance(a, dict) else a for a in _axes(ms)],
                 "levels": levels,
             })
     return out
+
+
+def _axes(ms: dict) -> list:
+    """``axes``, or in OME-Zarr 0.6 those of the first coordinate system."""
+    axes = ms.get("axes")
+    systems = ms.get("coordinateSystems")
+    if axes is None and isinstance(systems, list) and systems and isinstance(systems[0], dict):
+        axes = systems[0].get("axes")
+    return axes if isinstance(axes, list) else []
 
 
 def _labels(nodes: list[dict]) -> list[str]:
@@ -155,6 +165,12 @@ def format_description(d: dict) -> str:
         + ("   jsonFirst" if d["json_first"] else ""),
         "  hierarchy",
     ]
+    if d.get("root") is None:
+        lines.insert(-1, "  root        no zarr.json at the archive root: not an OME-Zarr zip "
+                         "(RFC-9 puts the root there)")
+    elif d.get("root") == "array":
+        lines.insert(-1, "  root        a bare Zarr array, no OME metadata "
+                         "(open_ozx returns the array; napari shows it as one image)")
     for n in d["nodes"]:
         path = "/" + n["path"]
         if n["node_type"] == "array":

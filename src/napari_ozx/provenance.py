@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["lazy", "register_pyramid", "pyramid_of", "register_loaded", "source_of",
+__all__ = ["lazy", "register_loaded", "source_of",
            "restack", "loaded_source", "digest"]
 
 _lock = threading.RLock()  # re-entrant: a finalizer may run while it is held
@@ -39,8 +39,6 @@ _lock = threading.RLock()  # re-entrant: a finalizer may run while it is held
 #: keeps only its slices of them, so they are rebuilt (same name, same graph) when needed.
 _arrays: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _chunks: dict[str, tuple] = {}
-#: dask name of a level 0 -> the dask names of its whole pyramid, level 0 first
-_pyramids: dict[str, list[str]] = {}
 
 
 def lazy(zarr_array, chunks: tuple, name: str):
@@ -66,7 +64,6 @@ def _forget_array(name: str) -> None:
     with _lock:
         if name not in _arrays:
             _chunks.pop(name, None)
-            _pyramids.pop(name, None)
 
 
 def _rebuild(name: str):
@@ -76,22 +73,6 @@ def _rebuild(name: str):
     if array is None or chunks is None:
         return None
     return _from_array(array, chunks, name)
-
-
-def register_pyramid(levels: list) -> None:
-    """``levels`` (registered dask arrays, level 0 first) are one multiscale's levels."""
-    with _lock:
-        _pyramids[levels[0].name] = [lvl.name for lvl in levels]
-
-
-def pyramid_of(level0) -> list:
-    """The registered pyramid whose level 0 is ``level0`` ([level0] if none is known)."""
-    with _lock:
-        names = list(_pyramids.get(getattr(level0, "name", None), []))
-    levels = [_rebuild(n) for n in names[1:]]
-    if not names or any(lvl is None for lvl in levels):
-        return [level0]
-    return [level0, *levels]
 
 
 def source_of(level) -> Any | None:

@@ -33,7 +33,7 @@ __all__ = ["Grid", "ShardEncoder", "ShardBuilder", "MemoryHold", "morton_order"]
 
 _EMPTY = 2**64 - 1
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-           "float32", "float64"}
+           "float16", "float32", "float64"}
 
 
 Region = tuple[tuple[int, int], ...]

@@ -224,12 +224,73 @@ def open_ozx(
     verify_crc: bool = True,
     storage_options: dict[str, Any] | None = None,
     **kwargs: Any,
-) -> zarr.Group:
+) -> zarr.Group | zarr.Array:
     """Open a zipped Zarr hierarchy (``.ozx`` or any Zarr-in-ZIP) read-only as a zarr Group.
+
+    An archive whose root is a bare array (no group) gives that :class:`zarr.Array`; one with
+    no Zarr metadata at its root raises :class:`~napari_ozx.NotOmeZarrError`.
 
     ``path`` may be a URL (``https://``, ``s3://``, any fsspec protocol); ``storage_options``
     then go to its client (e.g. ``{"anon": True}``, ``{"endpoint_url": ...}``,
     ``{"headers": {...}}``) - see :func:`napari_ozx.zip.remote.open_source`.
     """
     store = OzxStore(path, verify_crc=verify_crc, storage_options=storage_options)
-    return zarr.open_group(store=store, mode="r", **kwargs)
+    return _open_root(store, path, **kwargs)
+
+
+def _open_root(store: OzxStore, path, **kwargs: Any) -> zarr.Group | zarr.Array:
+    """The root node: a Group, or an Array when the root is one (a bare array zipped by
+    TensorStore, say); no root metadata at all is :class:`~napari_ozx.NotOmeZarrError`."""
+    from zarr.errors import NodeNotFoundError
+
+    from .errors import NotOmeZarrError
+
+    try:
+        return zarr.open_group(store=store, mode="r", **kwargs)
+    except Exception as e:  # no root metadata, a root array, or metadata zarr cannot parse
+        if _has(store, "zarr.json", ".zarray", ".zgroup", ".zattrs"):
+            try:
+                return zarr.open_array(store=store, mode="r", **kwargs)
+            except Exception:
+                pass
+            raise e
+        if not isinstance(e, NodeNotFoundError):
+            raise
+    deeper = _nested_root(store)
+    hint = (f"; there is one in {deeper!r}: RFC-9 needs the OME-Zarr root at the ZIP root"
+            if deeper else "")
+    raise NotOmeZarrError(
+        "no Zarr group or array at the root of the archive (no root zarr.json, .zgroup or "
+        f".zarray){hint}", archive=_display_name(path), entry="zarr.json")
+
+
+def _has(store: OzxStore, *keys: str) -> bool:
+    from zarr.core.sync import sync
+
+    return any(sync(store.exists(k)) for k in keys)
+
+
+def _nested_root(store: OzxStore) -> str | None:
+    """The folder of the shallowest ``zarr.json``/``.zgroup`` when the root has none."""
+    from zarr.core.sync import sync
+
+    async def first():
+        best = None
+        async for key in store.list():
+            leaf = key.rsplit("/", 1)[-1]
+            if leaf in ("zarr.json", ".zgroup") and "/" in key:
+                if best is None or key.count("/") < best.count("/"):
+                    best = key
+        return best
+
+    try:
+        found = sync(first())
+    except Exception:
+        return None
+    return found.rsplit("/", 1)[0] if found else None
+
+
+def _display_name(path) -> str | None:
+    if isinstance(path, (str, os.PathLike)):
+        return os.fspath(path)
+    return getattr(path, "name", None)

@@ -148,6 +148,8 @@ class ArrayPlan:
     method: str
     attrs: dict = field(default_factory=dict)  # OME attributes except multiscales
     layer: LayerIn | None = None
+    channels: list = field(default_factory=list)  # napari settings of each channel (images)
+    napari: dict = field(default_factory=dict)  # the "napari-ozx" attributes (rgb, colormaps)
 
     @property
     def types(self) -> list[str | None]:
@@ -206,6 +208,8 @@ def _split_rgb(layer: LayerIn) -> list[LayerIn]:
     for i, colour in enumerate(names):
         meta = dict(layer.meta, rgb=False, colormap=colour if colour != "alpha" else "gray",
                     contrast_limits=layer.meta.get("contrast_limits"))
+        if colour == "alpha":  # other viewers would add it as a grey channel: hidden there
+            meta["visible"] = False
         out.append(LayerIn("image", f"{layer.name} {colour}", [lvl[..., i] for lvl in layer.levels],
                            meta))
     return out
@@ -301,12 +305,13 @@ def plan_layers(
     for other in expanded[1:]:
         _check_joinable(ref, other)
     ndim = ref.levels[0].ndim
-    spatial = M.infer_axis_names(ndim, ref.meta.get("axis_labels"))
-    scale, translate = _spatial_geometry(ref, ndim)
     units = _units(ref.meta, ndim)
+    spatial = M.infer_axis_names(ndim, ref.meta.get("axis_labels"), units)
+    scale, translate = _spatial_geometry(ref, ndim)
     multichannel = len(expanded) > 1
     if multichannel:
-        c = 1 if M.axis_type(spatial[0]) == "time" else 0
+        # c after a time axis, or after an unknown leading one (then saved as time)
+        c = 1 if M.axes_metadata(spatial, units)[0].get("type") in ("time", None) else 0
         names = spatial[:c] + ["c"] + spatial[c:]
         units = units[:c] + [None] + units[c:]
         scale = scale[:c] + [1.0] + scale[c:]
@@ -320,12 +325,16 @@ def plan_layers(
     axes = M.axes_metadata(names, units)
     types = [a.get("type") for a in axes]
     chunks0, _ = storage.layout(levels[0].shape, types, levels[0].dtype)
-    levels, steps, given = _pyramid(levels, types, scale, chunks0,
-                                    pyramid_levels=pyramid_levels)
+    levels, steps, given = _pyramid(levels, _planned_types(types, names, units), scale,
+                                    chunks0, pyramid_levels=pyramid_levels)
     factors = _given_factors(levels) if given > 1 else _cumulative(steps, len(names))
     channels = [{"name": x.name, "colormap": x.meta.get("colormap", "gray"),
                  "contrast_limits": x.meta.get("contrast_limits"),
                  "visible": x.meta.get("visible", True)} for x in expanded]
+    for layer in expanded:
+        _check_dtype(layer)
+    for lab in labels:
+        _check_dtype(lab)
     title = name or (ref.name if not multichannel else os.path.commonprefix(
         [x.name for x in expanded]).strip(" _-[") or default_name or ref.name)
     image = ArrayPlan(
@@ -333,7 +342,7 @@ def plan_layers(
         steps=steps, given=given, scale=tuple(scale), translate=tuple(translate),
         method=image_method,
         attrs={"omero": M.omero_metadata(channels, levels[0].dtype)},
-        layer=ref,
+        layer=ref, channels=channels, napari=_napari_attrs(images, expanded),
     )
     taken: set[str] = set()
     label_plans = []
@@ -355,8 +364,9 @@ def plan_layers(
                                              if t != "channel")):
             lsteps, lgiven = image_steps, 1  # same grid as the image: same pyramid
         else:
-            lv, lsteps, lgiven = _pyramid(lv, ltypes, lscale, lchunks,
-                                          pyramid_levels=pyramid_levels)
+            lv, lsteps, lgiven = _pyramid(lv, _planned_types(ltypes, lnames,
+                                                             _units(lab.meta, lnd)),
+                                          lscale, lchunks, pyramid_levels=pyramid_levels)
         lfactors = _given_factors(lv) if lgiven > 1 else _cumulative(lsteps, lnd)
         if not np.issubdtype(lv[0].dtype, np.integer):
             raise OzxError(f"labels layer {lab.name!r} has dtype {lv[0].dtype}; label images "
@@ -612,8 +622,11 @@ class _Job:
         img = self.plan.image
         ome = {"version": M.OME_VERSION}
         ome["multiscales"] = self._multiscales(img)
+        windows = _data_windows(self, img)
+        if windows is not None:
+            img.attrs["omero"] = M.omero_metadata(img.channels, img.levels[0].dtype, windows)
         ome.update(img.attrs)
-        root.attrs.update({"ome": ome})
+        root.attrs.update({"ome": ome, **({"napari-ozx": img.napari} if img.napari else {})})
         if not self.plan.labels:
             return
         names = [ap.path.split("/", 1)[1] for ap in self.plan.labels]
@@ -658,6 +671,123 @@ def _label_colours(colormap, values: np.ndarray, dtype) -> np.ndarray:
                 pass
         cmap = probe.colormap
     return np.asarray(cmap.map(np.asarray(values)), dtype=float)
+
+
+# ------------------------------------------------- what survives a save (issue 12)
+
+#: numpy kinds our shard encoder writes, and napari shows
+_SAVED_KINDS = "buif"
+_NO_SAVE = {
+    "c": "napari cannot show complex numbers and OMERO rendering settings have no meaning "
+         "for them; save the real and imaginary parts (or the magnitude) as channels",
+    "M": "OME-Zarr images hold numbers; save it as integers (e.g. .astype('int64'))",
+    "m": "OME-Zarr images hold numbers; save it as integers (e.g. .astype('int64'))",
+}
+
+
+def _planned_types(types: list, names: list, units: list) -> list:
+    """Axis types for planning the pyramid: an axis typed space only because OME-Zarr wants
+    one there (:func:`.ome.write.forced_space`) is not downsampled."""
+    forced = M.forced_space(names, units)
+    return [None if i in forced else t for i, t in enumerate(types)]
+
+
+def _check_dtype(layer: LayerIn) -> None:
+    """Refuse, before anything is written, a dtype this package does not save."""
+    dtype = np.dtype(layer.levels[0].dtype)
+    if dtype.kind in _SAVED_KINDS and dtype.itemsize <= 8:
+        return
+    why = _NO_SAVE.get(dtype.kind, "OME-Zarr images hold booleans, integers or floats "
+                                   "(bool, int8..uint64, float16/32/64)")
+    raise OzxError(f"{layer.kind} layer {layer.name!r} has dtype {dtype}, which napari-ozx "
+                   f"does not save: {why}")
+
+
+def _napari_attrs(images: list[LayerIn], expanded: list[LayerIn]) -> dict:
+    """The ``napari-ozx`` attributes of the image: what OME-Zarr has no word for (an RGB(A)
+    layer's colour axis, colormaps one OMERO colour cannot hold)."""
+    out: dict[str, Any] = {}
+    if len(images) == 1 and images[0].meta.get("rgb"):
+        out["rgb"] = True
+    cmaps = [M.colormap_spec(x.meta.get("colormap")) for x in expanded]
+    if not out.get("rgb") and any(c is not None for c in cmaps):
+        out["colormaps"] = cmaps
+    return {"version": 1, **out} if out else {}
+
+
+#: values looked at (per channel) to pick contrast limits from the data
+WINDOW_SAMPLE = 1 << 22
+
+
+def _data_windows(job, ap: ArrayPlan) -> list | None:
+    """Per-channel robust windows (:func:`.ome.write.sample_window`) for the channels saved
+    without contrast limits (None when all have them), read back from the archive.
+
+    The sample is the largest level of at most WINDOW_SAMPLE values per channel, whole (the
+    whole field of view counts), together with up to WINDOW_SAMPLE / 4 values of level 0
+    from the shard at its centre (full resolution: downsampling alone would average the noise and
+    the small bright spots away).  Each shard involved is read once."""
+    if all(ch.get("contrast_limits") is not None for ch in ap.channels):
+        return None
+    layouts = [job.layouts[(ap.path, k)] for k in range(len(ap.levels) + len(ap.steps))]
+    types = ap.types
+    c = types.index("channel") if "channel" in types else None
+    per_channel = [math.prod(lay[0]) // (lay[0][c] if c is not None else 1) for lay in layouts]
+    k = next((j for j, n in enumerate(per_channel) if n <= WINDOW_SAMPLE), len(layouts) - 1)
+    dtype = ap.levels[0].dtype
+
+    def level(j) -> da.Array:
+        name = f"{ap.path}/{j}" if ap.path else str(j)
+        shape, _, shards = layouts[j]
+        return job._read_back(name, job.writer.get(f"{name}/zarr.json"), shape, shards, dtype)
+
+    small, centre = level(k), None
+    if k > 0:  # level 0's central shard, all channels (at most one shard: SHARD_BYTES)
+        shape0, _, shards0 = layouts[0]
+        box = tuple(slice(None) if j == c else slice(n // 2 // s * s, n // 2 // s * s + s)
+                    for j, (n, s) in enumerate(zip(shape0, shards0)))
+        centre = level(0)[box]
+    n_channels = small.shape[c] if c is not None else 1
+    out = []
+    for i in range(n_channels):
+        if ap.channels[i].get("contrast_limits") is not None:
+            out.append(None)
+            continue
+        parts = [_take(small, _sample_index(small.shape, types, c, i))]
+        if centre is not None:
+            parts.append(_take(centre, _sample_index(centre.shape, types, c, i,
+                                                     budget=WINDOW_SAMPLE // 4)))
+        out.append(M.sample_window(np.concatenate([p.ravel() for p in parts]), dtype))
+    return out
+
+
+def _take(array: da.Array, index: tuple) -> np.ndarray:
+    """Outer indexing (one index per axis, applied axis by axis), computed."""
+    for axis, ix in enumerate(index):
+        if not (isinstance(ix, slice) and ix == slice(None)):
+            array = array[(slice(None),) * axis + (ix,)]
+    return np.asarray(array.compute(scheduler="threads"))
+
+
+def _sample_index(shape, types, c, i, budget: int = WINDOW_SAMPLE) -> tuple:
+    """An index of at most about WINDOW_SAMPLE values of channel ``i``: evenly spaced planes
+    of the other non-space axes, then the centre of the space axes."""
+    index: list = []
+    for axis, (n, t) in enumerate(zip(shape, types)):
+        if axis == c:
+            index.append(np.array([i]))
+            continue
+        rest = math.prod(s for j, s in enumerate(shape) if j > axis and j != c) or 1
+        keep = max(1, min(n, budget // rest))
+        if keep >= n:
+            index.append(slice(None))
+        elif t == "space":
+            a = (n - keep) // 2
+            index.append(slice(a, a + keep))
+        else:
+            index.append(np.unique(np.linspace(0, n - 1, keep + 2)[1:-1].round().astype(int)))
+        budget = max(1, budget // keep)
+    return tuple(index)
 
 
 # ----------------------------------------------------------------------------- public API

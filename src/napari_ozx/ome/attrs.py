@@ -8,7 +8,8 @@ from typing import Any
 
 # Keys that mark a group as OME-Zarr, at the top of the attributes (0.4 and older, Zarr v2)
 # or under "ome" (0.5, Zarr v3).
-OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout", "labels", "image-label")
+OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout", "labels", "image-label",
+            "scene")
 
 
 @dataclass(frozen=True)

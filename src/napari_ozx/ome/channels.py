@@ -89,3 +89,65 @@ def channel_settings(
         out["contrast_limits"] = limits
     out["visible"] = [bool(c.get("active", True)) for c in channels]
     return out
+
+
+#: the attribute (beside ``ome``) where napari-ozx keeps what OME-Zarr has no word for
+NAPARI_KEY = "napari-ozx"
+
+
+def napari_attrs(attributes: Any) -> dict:
+    """The ``napari-ozx`` attributes of a group (``{}`` when absent or malformed)."""
+    try:
+        value = dict(attributes).get(NAPARI_KEY)
+    except Exception:
+        return {}
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def restored_colormap(spec: Any) -> str | dict | None:
+    """A colormap kept by napari-ozx (``name``, ``colors``, ``controls``, ``interpolation``) as
+    napari takes it: napari's own name when its colormap of that name has these colours."""
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("colors"), list):
+        return None
+    try:
+        colors = np.asarray(spec["colors"], dtype=float)
+        controls = spec.get("controls")
+        if colors.ndim != 2 or colors.shape[1] not in (3, 4) or len(colors) < 2:
+            return None
+        if colors.shape[1] == 3:
+            colors = np.column_stack([colors, np.ones(len(colors))])
+        controls = (np.asarray(controls, dtype=float) if controls is not None
+                    else np.linspace(0, 1, len(colors)))
+    except (TypeError, ValueError):
+        return None
+    name = str(spec.get("name") or "custom")
+    interpolation = spec.get("interpolation", "linear")
+    if interpolation not in ("linear", "zero"):
+        interpolation = "linear"
+    try:
+        from napari.utils.colormaps import AVAILABLE_COLORMAPS
+
+        known = AVAILABLE_COLORMAPS.get(name)
+    except Exception:
+        known = None
+    if known is not None and np.asarray(known.colors).shape == colors.shape and np.allclose(
+            known.colors, colors, atol=1e-5) and np.allclose(known.controls, controls,
+                                                             atol=1e-5):
+        return name
+    if known is not None:
+        name = f"{name} (saved)"
+    return {"name": name, "colors": colors.tolist(), "controls": controls.tolist(),
+            "interpolation": interpolation}
+
+
+def apply_napari_attrs(settings: dict[str, list], extra: Mapping[str, Any], n: int) -> None:
+    """Channel ``settings`` with the colormaps kept under ``napari-ozx`` put back."""
+    specs = extra.get("colormaps")
+    if not isinstance(specs, list) or len(specs) != n:
+        return
+    cmaps = list(settings.get("colormap") or ["gray"] * n)
+    for i, spec in enumerate(specs):
+        restored = restored_colormap(spec)
+        if restored is not None:
+            cmaps[i] = restored
+    settings["colormap"] = cmaps

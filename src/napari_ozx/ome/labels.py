@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from ..provenance import register_pyramid
 
 from .axes import Axes, parse_axes
 from .errors import OmeMetadataError
@@ -29,6 +28,8 @@ from .transforms import compose
 #: cannot paint a pyramid); see :func:`paint_budget`.  256 MiB is a 512 x 512 x 512 uint16
 #: volume or a 16k x 16k uint8 plane: what napari users paint.
 PAINT_BUDGET = 256 << 20
+#: layer-data keyword carrying a paintable label image's stored pyramid to the reader glue
+PYRAMID_KEY = "_ozx_pyramid"
 
 _TRANSPARENT = [0.0, 0.0, 0.0, 0.0]
 
@@ -116,9 +117,8 @@ def label_layer(group, *, name: str, parent: tuple[Axes, np.ndarray, np.ndarray]
         # No transformations of its own: it lies on the parent image's grid.
         scale, translate = parent[1], parent[2]
     image_label = oa.get("image-label") or {}
-    register_pyramid(levels)
     layer_name = ms.get("name") or name
-    paintable = False
+    paintable, stored = False, levels
     if budget is not None:
         nbytes = math.prod(levels[0].shape) * levels[0].dtype.itemsize
         if nbytes <= budget:
@@ -137,6 +137,10 @@ def label_layer(group, *, name: str, parent: tuple[Axes, np.ndarray, np.ndarray]
         "metadata": {"ome": oa.attrs, "ome_version": oa.version, "path": group.path,
                      "paintable": paintable},
     }
+    if paintable:
+        # the whole stored pyramid, for the caller that loads level 0 (it keeps them, so that
+        # an unchanged label image is copied on save, levels and all); not a napari keyword
+        kwargs[PYRAMID_KEY] = stored
     units = axes.napari_units()
     if units is not None:
         kwargs["units"] = units

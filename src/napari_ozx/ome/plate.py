@@ -1,4 +1,5 @@
-"""HCS plates as one lazily tiled mosaic of wells (first field of view of each well)."""
+"""HCS plates as one lazily tiled mosaic of wells (first field of view of each well), and the
+label images of those fields tiled the same way."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dask.array as da
 from .arrays import to_dask
 from .errors import OmeMetadataError
 from .image import image_kwargs
+from .labels import label_layer
 from .layer import LayerData, as_data, attrs_of, child, metadata_entry, multiscale_of, pyramid, warn
 
 
@@ -69,6 +71,26 @@ def plate_layers(group, *, name: str, token: str = "") -> list[LayerData]:
     image_oa = attrs_of(image_group)
     ms = multiscale_of(image_group, image_oa)
     arrays, datasets = pyramid(image_group, ms)
+    levels = _mosaic(group, wells, rows, cols, field, arrays, datasets, token)
+    name = str(plate.get("name") or name)
+    kwargs, axes, scale, translate = image_kwargs(image_group, image_oa, ms, arrays, name=name)
+    meta = kwargs["metadata"]
+    for m in meta if isinstance(meta, list) else [meta]:
+        m["plate"] = plate
+        m["path"] = group.path or "/"
+    out: list[LayerData] = [(as_data(levels), kwargs, "image")]
+    c = axes.channel_axis
+    keep = [i for i in range(len(scale)) if i != c]
+    parent = (axes.without(c), scale[keep], translate[keep])
+    out.extend(_plate_labels(group, wells, rows, cols, field, image_group, parent, token))
+    return out
+
+
+def _mosaic(group, wells, rows, cols, field: str, arrays: list, datasets: list,
+            token: str) -> list:
+    """Each level of ``<well>/<field>`` (an image or a label image) of every well, tiled
+    rows x columns along the last two axes; an absent well (or one of another shape) is zeros.
+    Lazy: nothing is read until napari asks for a tile."""
     levels = []
     for level, (tile, ds) in enumerate(zip(arrays, datasets)):
         tile_dask = to_dask(tile, token=token)
@@ -91,10 +113,42 @@ def plate_layers(group, *, name: str, token: str = "") -> list[LayerData]:
                     row.append(to_dask(arr, token=token))
             grid.append(row)
         levels.append(da.block(grid))
-    name = str(plate.get("name") or name)
-    kwargs, *_ = image_kwargs(image_group, image_oa, ms, arrays, name=name)
-    meta = kwargs["metadata"]
-    for m in meta if isinstance(meta, list) else [meta]:
-        m["plate"] = plate
-        m["path"] = group.path or "/"
-    return [(as_data(levels), kwargs, "image")]
+    return levels
+
+
+def _plate_labels(group, wells, rows, cols, field: str, image_group, parent,
+                  token: str) -> list[LayerData]:
+    """The label images of the first field, as napari-ome-zarr shows them: each a Labels
+    layer tiled like the images (one lazy pyramid over every well)."""
+    labels_group = child(image_group, "labels")
+    if labels_group is None or hasattr(labels_group, "shape"):
+        return []
+    names = attrs_of(labels_group).get("labels")
+    if not isinstance(names, list):
+        return []
+    out: list[LayerData] = []
+    for label_name in names:
+        if not isinstance(label_name, str):
+            continue
+        where = f"{labels_group.path}/{label_name}"
+        lgroup = child(labels_group, label_name)
+        if lgroup is None or hasattr(lgroup, "shape"):
+            warn(f"{where}: label image listed in labels/ is missing")
+            continue
+        try:
+            _, kwargs, _ = label_layer(lgroup, name=label_name, parent=parent, token=token)
+            lms = multiscale_of(lgroup, attrs_of(lgroup))
+            arrays, datasets = pyramid(lgroup, lms)
+        except OmeMetadataError as e:
+            warn(f"plate label image {where} skipped: {e}")
+            continue
+        if arrays[0].ndim != len(kwargs["scale"]):
+            warn(f"plate label image {where} skipped: it has a channel axis")
+            continue
+        levels = _mosaic(group, wells, rows, cols, f"{field}/labels/{label_name}", arrays,
+                         datasets, token)
+        kwargs["multiscale"] = len(levels) > 1
+        kwargs["metadata"] = dict(kwargs.get("metadata") or {}, path=group.path or "/",
+                                  plate_labels=f"{field}/labels/{label_name}")
+        out.append((as_data(levels), kwargs, "labels"))
+    return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import NotOmeZarrError
+import warnings
+
+from ..errors import NotOmeZarrError, OzxConformanceWarning
 from .errors import OmeMetadataError
 from .image import image_layers
 from .layer import LayerData, attrs_of, child, metadata_entry, warn
@@ -22,12 +24,19 @@ def read_layers(root, *, name: str = "image", token: str = "",
     :class:`~napari_ozx.errors.NotOmeZarrError` (both without the archive name, which the
     caller adds); problems that still leave something to show are warnings.
     """
+    if hasattr(root, "shape"):  # a bare array at the root (no group, no OME metadata)
+        return [bare_array_layer(root, name=name, token=token)]
     oa = attrs_of(root)
     if oa.legacy and oa.is_ome:
-        warn(f"OME-Zarr {oa.version or '0.4 or older'} (Zarr v{oa.zarr_format}): "
-             "RFC-9 archives hold OME-Zarr 0.5; reading it anyway")
+        warnings.warn(f"OME-Zarr {oa.version or '0.4 or older'} (Zarr v{oa.zarr_format}): "
+                      "RFC-9 archives hold OME-Zarr 0.5; reading it anyway",
+                      OzxConformanceWarning, stacklevel=2)
     if "plate" in oa:
         return plate_layers(root, name=name, token=token)
+    if "scene" in oa:
+        from .scene import scene_layers
+
+        return scene_layers(root, name=name, token=token)
     if "multiscales" in oa:
         return image_layers(root, name=name, token=token, paint_budget=paint_budget)
     if "bioformats2raw.layout" in oa:
@@ -35,7 +44,7 @@ def read_layers(root, *, name: str = "image", token: str = "",
     if "well" in oa:
         return _well_layers(root, oa, name=name, token=token)
     raise NotOmeZarrError(
-        "the root group has no OME-Zarr metadata (multiscales, plate, well or "
+        "the root group has no OME-Zarr metadata (multiscales, plate, well, scene or "
         "bioformats2raw.layout)",
         entry=metadata_entry(root),
     )
@@ -86,3 +95,19 @@ def _well_layers(root, oa, *, name: str, token: str) -> list[LayerData]:
         raise OmeMetadataError("first field of the well is missing",
                                entry=str(images[0]["path"]))
     return image_layers(group, name=name, token=token)
+
+
+def bare_array_layer(array, *, name: str, token: str = "") -> LayerData:
+    """A root array without OME metadata as one image layer: no scale, no channels; its
+    contrast limits the dtype's range unless napari may look at all of it."""
+    from .arrays import to_dask
+    from .channels import dtype_limits
+    from .image import MAX_SCANNED
+
+    kwargs: dict = {"name": name, "metadata": {"path": "/", "bare_array": True}}
+    names = getattr(array.metadata, "dimension_names", None)
+    if names and all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names):
+        kwargs["axis_labels"] = tuple(names)
+    if array.size > MAX_SCANNED:
+        kwargs["contrast_limits"] = dtype_limits(array.dtype) or [0.0, 1.0]
+    return to_dask(array, token=token), kwargs, "image"

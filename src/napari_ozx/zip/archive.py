@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import (
     CorruptArchiveError,
     OzxError,
+    OzxConformanceWarning,
     OzxWarning,
     UnsupportedFeatureError,
 )
@@ -126,7 +127,8 @@ class ZipArchive:
         self.end = result
         self.comment: OmeComment = parse_comment(result.comment)
         if self.comment.problem:
-            self._warn(f"{self.comment.problem}; not an RFC-9 archive comment")
+            self._warn(f"{self.comment.problem}; not an RFC-9 archive comment",
+                       OzxConformanceWarning)
         if self.comment.json_first:
             self._build_prefix()
         else:
@@ -138,9 +140,9 @@ class ZipArchive:
             return self._tail[t0 : t0 + length]
         return self.source.read(offset, length)
 
-    def _warn(self, message: str) -> None:
+    def _warn(self, message: str, category: type[OzxWarning] = OzxWarning) -> None:
         if self._warn_enabled:
-            warnings.warn(f"{self.name}: {message}", OzxWarning, stacklevel=4)
+            warnings.warn(f"{self.name}: {message}", category, stacklevel=4)
 
     @property
     def _build_lock(self) -> threading.Lock:
