@@ -176,3 +176,117 @@ def test_bad_options_are_reported_without_starting(make_napari_viewer, qtbot, tm
     assert widget.start() is None
     assert any("output path" in msg for _, msg in notes)
     assert not (tmp_path / "x.ozx").exists()
+
+
+def _names(widget):
+    return [widget.layer_list.item(i).text() for i in range(widget.layer_list.count())]
+
+
+def _checked(widget):
+    return [widget.layer_list.item(i).text() for i in range(widget.layer_list.count())
+            if widget.layer_list.item(i).checkState() == Qt.CheckState.Checked]
+
+
+def _export(widget, qtbot, path):
+    widget.path.setText(str(path))
+    assert widget.start() is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    return widget.last_result
+
+
+def test_the_list_follows_insert_remove_rename_and_reorder(make_napari_viewer, qtbot):
+    viewer, widget = _widget(make_napari_viewer, qtbot)
+    viewer.add_image(np.zeros((16, 16), "uint16"), name="A")
+    viewer.add_image(np.ones((16, 16), "uint16"), name="B")
+    viewer.add_labels(np.zeros((16, 16), "uint8"), name="mask")
+    assert _names(widget) == ["A", "B", "mask"]
+    _check(widget, {"A", "mask"})
+
+    viewer.layers["mask"].name = "nuclei"  # renamed after the widget opened
+    assert _names(widget) == ["A", "B", "nuclei"]
+    assert _checked(widget) == ["A", "nuclei"]  # the check follows the layer, not the name
+    viewer.layers["B"].name = "A"  # napari makes names unique: "A [1]"
+    assert _names(widget) == ["A", viewer.layers[1].name, "nuclei"]
+    assert _checked(widget) == ["A", "nuclei"]
+
+    viewer.layers.move(2, 0)  # reorder
+    assert _names(widget) == ["nuclei", "A", viewer.layers[2].name]
+    assert _checked(widget) == ["nuclei", "A"]
+
+    viewer.add_image(np.zeros((16, 16), "uint16"), name="new")  # insert: checked
+    assert _names(widget)[-1] == "new" and "new" in _checked(widget)
+    viewer.layers.remove("A")
+    assert "A" not in _names(widget)
+    assert "removed" in widget.status.text() and "'A'" in widget.status.text()
+    assert [layer.name for layer in widget.selected_layers()] == ["nuclei", "new"]
+    assert all(any(layer is v for v in viewer.layers) for layer in widget.selected_layers())
+
+
+def test_a_renamed_labels_layer_is_saved_under_its_new_name(make_napari_viewer, qtbot,
+                                                            tmp_path, notes):
+    """The bug of issue 11: rename the labels after the widget opened, and the archive came
+    out with no ``labels/`` while the widget said "Saved"."""
+    viewer, widget = _widget(make_napari_viewer, qtbot)
+    img = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    lab = np.zeros((64, 64), "uint8")
+    lab[10:30, 5:50] = 3
+    viewer.add_image(img, name="raw")
+    viewer.add_labels(lab, name="Labels")
+    viewer.layers["Labels"].name = "cells"
+    viewer.layers["raw"].name = "dapi"
+    path = _export(widget, qtbot, tmp_path / "renamed.ozx")
+
+    g = open_ozx(path)
+    assert g.attrs["ome"]["omero"]["channels"][0]["label"] == "dapi"
+    assert list(g["labels"].attrs["ome"]["labels"]) == ["cells"]
+    np.testing.assert_array_equal(g["labels/cells/0"][:], lab)
+    np.testing.assert_array_equal(g["0"][:], img)
+    saved = [msg for level, msg in notes if "Saved" in msg]
+    assert len(saved) == 1 and "'dapi'" in saved[0] and "'cells'" in saved[0]
+
+
+def test_unchecking_survives_renames_and_is_honoured(make_napari_viewer, qtbot, tmp_path):
+    viewer, widget = _widget(make_napari_viewer, qtbot)
+    viewer.add_image(np.full((32, 32), 7, "uint16"), name="keep")
+    viewer.add_image(np.full((32, 32), 9, "uint16"), name="skip")
+    _check(widget, {"keep"})
+    viewer.layers["skip"].name = "still skipped"
+    viewer.layers["keep"].name = "kept"
+    assert _checked(widget) == ["kept"]
+    path = _export(widget, qtbot, tmp_path / "one.ozx")
+    g = open_ozx(path)
+    assert g["0"].shape == (32, 32) and int(g["0"][0, 0]) == 7
+    assert [c["label"] for c in g.attrs["ome"]["omero"]["channels"]] == ["kept"]
+
+
+def test_a_checked_layer_that_left_the_viewer_is_never_dropped_silently(
+        make_napari_viewer, qtbot, tmp_path, notes):
+    viewer, widget = _widget(make_napari_viewer, qtbot)
+    viewer.add_image(np.zeros((16, 16), "uint16"), name="img")
+    viewer.add_labels(np.ones((16, 16), "uint8"), name="lab")
+    lab = viewer.layers["lab"]
+    # the layer leaves the viewer without the list hearing of it (a signal blocked, a race)
+    with viewer.layers.events.removed.blocker():
+        viewer.layers.remove(lab)
+    assert "lab" in _checked(widget)
+    dest = tmp_path / "x.ozx"
+    widget.path.setText(str(dest))
+    assert widget.start() is None
+    assert any(level == "error" and "'lab'" in msg and "nothing was saved" in msg
+               for level, msg in notes)
+    assert not dest.exists()
+    assert _names(widget) == ["img"]  # the list caught up
+
+
+def test_layers_that_cannot_be_stored_are_named_in_the_widget(make_napari_viewer, qtbot):
+    viewer, widget = _widget(make_napari_viewer, qtbot)
+    viewer.add_image(np.zeros((16, 16), "uint16"), name="img")
+    assert not widget.left_out.text()
+    viewer.add_points([[1, 1]], name="spots")
+    viewer.add_shapes([[[0, 0], [4, 4], [0, 4]]], shape_type="polygon", name="roi")
+    text = widget.left_out.text()
+    assert "points 'spots'" in text and "shapes 'roi'" in text and "OME-Zarr" in text
+    assert _names(widget) == ["img"]
+    viewer.layers["spots"].name = "dots"
+    assert "points 'dots'" in widget.left_out.text()

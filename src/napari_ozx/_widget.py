@@ -5,6 +5,10 @@ pyramid (levels, method) and the output path; the export runs in a worker thread
 (:func:`napari_ozx.write.write_layers`), with a progress bar (shards written / total) in the
 widget and in napari's activity dock, and a Cancel button.  Success and failure are napari
 notifications; a cancelled or failed export leaves the destination as it was.
+
+The layer list follows the viewer's (insert, remove, rename, reorder). Each row stands for a
+layer object, never a name, so a renamed layer is saved under its new name; layers an OME-Zarr
+cannot hold (points, shapes, ...) are named under the list as left out.
 """
 
 from __future__ import annotations
@@ -30,9 +34,19 @@ from qtpy.QtWidgets import (
 )
 
 from . import pyramid as P
+from ._writer import UNSTORABLE_WHY
 from .write import CODECS, WriteCancelled, write_layers
 
 AUTO = "auto"
+
+
+def _kind(layer) -> str:
+    return type(layer).__name__.lower()
+
+
+def _describe(layers) -> str:
+    """``points 'cells', shapes 'roi'``: what a user sees in a message about layers."""
+    return ", ".join(f"{_kind(layer)} {layer.name!r}" for layer in layers)
 
 
 def parse_shape(text: str) -> tuple[int, ...] | None:
@@ -66,6 +80,7 @@ class ExportWidget(QWidget):
         self._relay.progressed.connect(self._on_progress)
         self.last_result: str | None = None
         self.last_error: BaseException | None = None
+        self._saving = ""
 
         self.layer_list = QListWidget()
         self.chunks = QLineEdit(AUTO)
@@ -123,34 +138,71 @@ class ExportWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
+        self.left_out = QLabel("")
+        self.left_out.setWordWrap(True)
+        layout.insertWidget(2, self.left_out)
+
+        # The list follows the viewer's layer list.  Each row holds the layer object itself, so
+        # a rename shows at once and a save never goes through a stale name.
+        self._rows: list = []  # the layer behind each row of ``layer_list``, in order
+        self._checked: dict[int, bool] = {}  # id(layer) -> checked, for layers in the list
         events = self.viewer.layers.events
-        for ev in (events.inserted, events.removed, events.reordered):
-            ev.connect(self._refresh)
+        events.inserted.connect(self._on_inserted)
+        events.removed.connect(self._on_removed)
+        events.reordered.connect(self._refresh)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh)
         self._refresh()
 
     # ------------------------------------------------------------------ layers
 
+    def _on_inserted(self, event) -> None:
+        event.value.events.name.connect(self._refresh)
+        self._refresh()
+
+    def _on_removed(self, event) -> None:
+        layer = event.value
+        layer.events.name.disconnect(self._refresh)
+        was_checked = self._checked.get(id(layer), False) and any(r is layer for r in self._rows)
+        self._refresh()
+        if was_checked:
+            self.status.setText(f"Layer {layer.name!r} was removed from the viewer; "
+                                "it is no longer in the export")
+
+    def _remember_checks(self) -> None:
+        for i, layer in enumerate(self._rows):
+            item = self.layer_list.item(i)
+            if item is not None:
+                self._checked[id(layer)] = item.checkState() == Qt.CheckState.Checked
+
     def _refresh(self, event=None) -> None:
-        checked = {self.layer_list.item(i).text()
-                   for i in range(self.layer_list.count())
-                   if self.layer_list.item(i).checkState() == Qt.CheckState.Checked}
-        known = {self.layer_list.item(i).text() for i in range(self.layer_list.count())}
-        self.layer_list.clear()
         from napari.layers import Image, Labels
 
+        self._remember_checks()
+        present = {id(layer) for layer in self.viewer.layers}
+        self._checked = {k: v for k, v in self._checked.items() if k in present}
+        self.layer_list.clear()
+        self._rows = []
+        others = []
         for layer in self.viewer.layers:
             if not isinstance(layer, (Image, Labels)):
+                others.append(layer)
                 continue
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = layer.name in checked or layer.name not in known
+            on = self._checked.setdefault(id(layer), True)  # a new layer starts checked
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            item.setToolTip(f"{_kind(layer)} layer")
             self.layer_list.addItem(item)
+            self._rows.append(layer)
+        self.left_out.setText(
+            f"Not saved in .ozx: {_describe(others)} ({UNSTORABLE_WHY})" if others else "")
+        self.left_out.setVisible(bool(others))
 
     def selected_layers(self) -> list:
-        names = [self.layer_list.item(i).text() for i in range(self.layer_list.count())
-                 if self.layer_list.item(i).checkState() == Qt.CheckState.Checked]
-        return [self.viewer.layers[n] for n in names if n in self.viewer.layers]
+        """The checked layers, in list order (layer objects, never looked up by name)."""
+        self._remember_checks()
+        return [layer for layer in self._rows if self._checked.get(id(layer), False)]
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export .ozx", self.path.text(),
@@ -194,7 +246,15 @@ class ExportWidget(QWidget):
         except ValueError as e:
             show_error(f"Export .ozx: {e}")
             return None
+        vanished = [layer for layer in layers
+                    if not any(layer is other for other in self.viewer.layers)]
+        if vanished:
+            show_error(f"Export .ozx: {_describe(vanished)} left the viewer after it was "
+                       "checked; nothing was saved. Check the layers again and export.")
+            self._refresh()
+            return None
         data = [layer.as_layer_data_tuple() for layer in layers]
+        self._saving = _describe(layers)
         self._cancel = threading.Event()
         cancel = self._cancel
         relay = self._relay
@@ -236,8 +296,8 @@ class ExportWidget(QWidget):
         from napari.utils.notifications import show_info
 
         self.last_result = path
-        self.status.setText(f"Saved {path}")
-        show_info(f"Saved {path}")
+        self.status.setText(f"Saved {path}: {self._saving}")
+        show_info(f"Saved {path}: {self._saving}")
 
     def _on_error(self, error: BaseException) -> None:
         from napari.utils.notifications import show_error, show_info
