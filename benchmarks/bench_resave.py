@@ -4,7 +4,8 @@ save it all again.  Compared in the same run with
 * ``re-encode``: the same save with every array encoded again (``copy_unchanged=False``: what
   every save did before unchanged arrays were copied);
 * ``cp``: copying the archive file (``shutil.copyfile`` + fsync), the floor for keeping the image;
-* ``labels alone``: encoding just the new label image and its pyramid (an archive of it alone).
+* ``labels alone``: encoding just the new label image and its pyramid (an archive of it beside
+  a one-pixel image).
 
 The archive is bench_write's image (4 GiB uint16, 64^3 chunks in 256^3 shards, zstd 3, a
 7-level pyramid; ``--small``: 256 MiB), written once and cached.  The layers are what napari's
@@ -78,6 +79,7 @@ def _fsync(path):
 
 def worker(kind: str, shape, src: str, out: str) -> None:
     import dask
+    import numpy as np
 
     dask.config.set(scheduler="threads")
     from napari_ozx._reader import napari_get_reader
@@ -88,12 +90,15 @@ def worker(kind: str, shape, src: str, out: str) -> None:
     if kind == "cp":
         shutil.copyfile(src, out)
         _fsync(out)
-    elif kind == "labels alone":
-        write_layers(out, [(labels_source(shape), {"name": "cells"}, "image")],
-                     image_method="mode")
+    elif kind == "labels alone":  # the same label image, beside a one-pixel image
+        tiny = np.zeros((1, 1, 1), np.uint16)
+        zyx = {"axis_labels": ("z", "y", "x")}  # as the archive's image has them
+        write_layers(out, [(tiny, {"name": "dot", "contrast_limits": (0, 1), **zyx}, "image"),
+                           (labels_source(shape), {"name": "cells", **zyx}, "labels")])
     else:
         layers = napari_get_reader(src)(src)
-        layers.append((labels_source(shape), {"name": "cells"}, "labels"))
+        layers.append((labels_source(shape), {"name": "cells", "axis_labels": ("z", "y", "x")},
+                       "labels"))
         write_layers(out, layers, copy_unchanged=kind == "resave")
     seconds = time.perf_counter() - t
     print(json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), "base_mib": base}))

@@ -5,7 +5,10 @@ under paths, honours single ``Range`` requests (``bytes=a-b``, ``bytes=a-``, ``b
 ``ETag``/``Last-Modified`` and honours ``If-Match``, counts requests and body bytes, and can
 misbehave on demand: added latency, ignoring ``Range``, a fixed status (403, 404, 503...), the
 first N requests failing with 503, truncated bodies (connection closed early) and short
-ranges (a well-formed 206 with fewer bytes than asked).
+ranges (a well-formed 206 with fewer bytes than asked).  Random faults, by probability per
+GET (seeded, so a run can be repeated): connections reset mid-body (RST), 503 answers, bodies
+cut off (FIN after half), answers slower than the client's timeout; ``stats.faults`` counts
+what was injected.
 
 :func:`moto_s3` starts moto's ``ThreadedMotoServer`` (a real S3 HTTP API) on 127.0.0.1.
 """
@@ -15,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
+import random
 import re
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +40,13 @@ class Behaviour:
     fail_first: int = 0  #: this many requests answered 503 first
     truncate: bool = False  #: close the connection after half the body
     short: bool = False  #: a 206 with half of the asked range (headers agree with the body)
+    # random faults (probability per GET)
+    p_reset: float = 0.0  #: reset the connection (RST) after half the body
+    p_unavailable: float = 0.0  #: answer 503
+    p_truncate: float = 0.0  #: close the connection (FIN) after half the body
+    p_slow: float = 0.0  #: wait ``slow_seconds`` before answering
+    slow_seconds: float = 0.0
+    seed: int = 0
 
 
 @dataclass
@@ -44,12 +56,14 @@ class Stats:
     ranges: list = field(default_factory=list)  #: (start, stop) served, or None for 200
     in_flight: int = 0
     max_in_flight: int = 0  #: most requests being answered at the same time
+    faults: dict = field(default_factory=dict)  #: kind -> how many were injected
 
     def reset(self) -> None:
         self.requests = 0
         self.bytes_sent = 0
         self.ranges = []
         self.max_in_flight = 0
+        self.faults = {}
 
 
 class RangeServer:
@@ -60,6 +74,7 @@ class RangeServer:
         self.behaviour = Behaviour(**behaviour)
         self.stats = Stats()
         self._lock = threading.Lock()
+        self._random = random.Random(self.behaviour.seed)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,6 +108,16 @@ class RangeServer:
                 b = server.behaviour
                 if b.latency:
                     time.sleep(b.latency)
+                fault = None if head else server._draw_fault()
+                if fault == "slow":
+                    time.sleep(b.slow_seconds)
+                elif fault == "unavailable":
+                    body = b"status 503 (injected)\n"
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 path = self.path.split("?", 1)[0]
                 obj = server.objects.get(path)
                 if b.status is not None or n <= b.fail_first or obj is None:
@@ -148,7 +173,16 @@ class RangeServer:
                 if head:
                     return
                 try:
-                    if b.truncate:
+                    if fault == "reset":
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        # SO_LINGER 0: close() sends RST, not FIN
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                   struct.pack("ii", 1, 0))
+                        self.connection.close()
+                        return
+                    if b.truncate or fault == "truncate":
                         half = body[: len(body) // 2]
                         self.wfile.write(half)
                         self.wfile.flush()
@@ -172,6 +206,18 @@ class RangeServer:
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
+    def _draw_fault(self) -> str | None:
+        b = self.behaviour
+        with self._lock:
+            x = self._random.random()
+            for kind, p in (("reset", b.p_reset), ("unavailable", b.p_unavailable),
+                            ("truncate", b.p_truncate), ("slow", b.p_slow)):
+                if x < p:
+                    self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
+                    return kind
+                x -= p
+        return None
+
     def put(self, path: str, data: bytes) -> str:
         """Serve ``data`` at ``path`` (a new version: new ETag and Last-Modified)."""
         etag = '"' + hashlib.md5(data).hexdigest() + '"'
@@ -186,6 +232,7 @@ class RangeServer:
 
     def set(self, **behaviour) -> None:
         self.behaviour = Behaviour(**behaviour)
+        self._random = random.Random(self.behaviour.seed)
 
     def start(self) -> RangeServer:
         self._thread.start()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_ozx.pyramid import build_pyramid, downsample, plan_factors
+from napari_ozx.pyramid import build_pyramid, downsample, downsample_block, plan_factors
 
 SPACE2 = ["space", "space"]
 SPACE3 = ["space", "space", "space"]
@@ -131,3 +131,26 @@ def test_downsampling_is_lazy_and_blockwise():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown downsampling method"):
         downsample(da.zeros((4, 4), chunks=2), (2, 2), "median")
+
+
+def _mode_by_hand(b, f):
+    """The mode of each window, the slow way: counts, ties to the first value in C order."""
+    import itertools
+
+    out_shape = [-(-s // k) for s, k in zip(b.shape, f)]
+    pad = np.pad(b, [(0, (-s) % k) for s, k in zip(b.shape, f)], mode="edge")
+    out = np.empty(out_shape, b.dtype)
+    for idx in itertools.product(*map(range, out_shape)):
+        w = pad[tuple(slice(i * k, (i + 1) * k) for i, k in zip(idx, f))].reshape(-1)
+        counts = [(w == v).sum() for v in w]
+        out[idx] = w[int(np.argmax(counts))]
+    return out
+
+
+@pytest.mark.parametrize("shape,factors", [((5, 7, 9), (2, 2, 2)), ((6, 10), (2, 2)),
+                                           ((3, 8, 8), (1, 2, 2)), ((7, 7), (3, 3)),
+                                           ((4, 5, 6), (2, 1, 3))])
+@pytest.mark.parametrize("values", [2, 4, 50])
+def test_mode_equals_counting_by_hand(shape, factors, values):
+    b = np.random.default_rng(values).integers(0, values, shape).astype("uint16")
+    np.testing.assert_array_equal(downsample_block(b, factors, "mode"), _mode_by_hand(b, factors))

@@ -52,10 +52,22 @@ CASES = [
     ((70, 90), (64, 64), (16, 16), "uint16", [], True, "end", True),  # codec "none"
     ((50, 90), (64, 64), (8, 16), "uint32", [ZstdCodec(level=3)], True, "end", True),
     ((3, 40, 50), (1, 32, 32), (1, 16, 16), "int64", [ZstdCodec(level=3)], True, "end", True),
+    # a checksum after every inner chunk (what the save writes by default)
+    ((100, 300), (64, 128), (32, 64), "uint16", [ZstdCodec(level=3, checksum=True)], True,
+     "end", True),
+    ((100, 300), (64, 128), (32, 64), "uint16", [ZstdCodec(level=3), Crc32cCodec()], True,
+     "end", True),
+    ((70, 90, 130), (32, 64, 64), (16, 16, 32), "uint8", [ZstdCodec(level=1), Crc32cCodec()],
+     True, "start", False),
+    ((70, 90), (64, 64), (16, 16), "float32",
+     [BloscCodec(cname="lz4", clevel=3, shuffle="bitshuffle"), Crc32cCodec()], True, "end", False),
+    ((70, 90), (64, 64), (16, 16), "uint16", [Crc32cCodec()], False, "end", True),  # no codec
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[3]}-{len(c[4])}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[3]}-" + "+".join(
+    type(x).__name__[:-5] + ("(checksum)" if getattr(x, "checksum", False) else "")
+    for x in c[4]))
 def test_shards_are_byte_identical_to_zarrs(case):
     shape, shards, chunks, dtype, inner, crc, location, sparse = case
     rng = np.random.default_rng(len(shape) * 100 + shards[0])

@@ -85,11 +85,20 @@ def _show(path: Path, screenshot: Path | None, *, event_loop: bool) -> Path | No
     return screenshot
 
 
-def run(output: str | None = None, screenshot: str | None = None, no_gui: bool = False) -> int:
+def run(output: str | None = None, screenshot: str | None = None, no_gui: bool = False,
+        force: bool = False) -> int:
     from ._sample_data import write_sample
+    from .errors import OzxError, WriteError
+    from .zip.writer import os_reason
 
     out = Path(output) if output else Path(tempfile.mkdtemp(prefix="napari-ozx-")) / "cells.ozx"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not force:
+        raise OzxError("exists; use --force to replace it", archive=str(out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(f"cannot create its directory: {os_reason(e)}", archive=str(out),
+                         errno=e.errno) from e
     write_sample(out)
     print(f"wrote {out} ({out.stat().st_size} bytes)")
     if no_gui:

@@ -245,14 +245,25 @@ def _for_napari(layers: list, *, load: bool = True) -> list:
     return out
 
 
+def _notify_chunk(message: str) -> None:
+    """A chunk that cannot be read while napari draws: one notification (from any thread)."""
+    from napari.utils.notifications import show_error
+
+    show_error(f"napari-ozx: {message}")
+
+
 def read_ozx(path: Any) -> list:
     """Layer data for one archive; on failure a notification and napari's empty result."""
+    from . import guard
     from .ome import read_layers
     from .ome.labels import paint_budget
+
+    guard.set_reporter(_notify_chunk)  # chunks failing while napari draws: notifications
 
     p = _single_path(path)
     if p is None:
         return [(None,)]
+    guard.forget(p)  # opened again: its failing chunks are reported again, once each
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", OzxWarning)
         try:

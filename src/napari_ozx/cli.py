@@ -9,8 +9,13 @@ import sys
 def _demo(args: argparse.Namespace) -> int:
     """Write the sample ``.ozx`` and open it in napari (under Xvfb when there is no display)."""
     from ._demo import run
+    from .errors import OzxError
 
-    return run(args.output, screenshot=args.screenshot, no_gui=args.no_gui)
+    try:
+        return run(args.output, screenshot=args.screenshot, no_gui=args.no_gui,
+                   force=args.force)
+    except (OzxError, OSError) as e:  # a user's error (where to write): a message, no traceback
+        return _fail(e)
 
 
 class _Progress:
@@ -138,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="write a sample archive and show it in napari")
     p.add_argument("-o", "--output", help="where to write the sample archive")
+    p.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
     p.add_argument("--screenshot", metavar="PATH",
                    help="save a PNG of the viewer (default without a display: beside the archive)")
     p.add_argument("--no-gui", action="store_true",

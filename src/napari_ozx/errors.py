@@ -59,6 +59,24 @@ class NotOmeZarrError(OzxError):
     """The archive holds no OME-Zarr hierarchy where one is required."""
 
 
+class WriteError(OzxError, OSError):
+    """A save could not write: full disk, read-only or missing directory, a directory in the
+    way, permissions.  Names the destination and what was being written; also an OSError
+    (``errno`` set), as the failure of the file system it is."""
+
+    def __init__(self, message: str, *, archive: str | None = None, entry: str | None = None,
+                 errno: int | None = None):
+        super().__init__(message, archive=archive, entry=entry)
+        self.errno = errno
+
+    def __reduce__(self):
+        return (_rebuild_write, (self.message, self.archive, self.entry, self.errno))
+
+
+def _rebuild_write(message, archive, entry, errno):
+    return WriteError(message, archive=archive, entry=entry, errno=errno)
+
+
 class OzxWarning(UserWarning):
     """Something about an archive worth knowing that does not stop reading it."""
 

@@ -27,7 +27,8 @@ def describe(path: str | os.PathLike) -> dict:
     with opened as archive:
         end = archive.end
         comment = archive.comment
-        names = archive.metadata_names(trust_json_first=True)
+        # A name present twice is one node: the copy a reader takes (archive.read's).
+        names = set(archive.metadata_names(trust_json_first=True))
         nodes = []
         for name in sorted(names, key=lambda n: (n.count("/"), n)):
             if name.rsplit("/", 1)[-1] != "zarr.json":
@@ -49,6 +50,7 @@ def describe(path: str | os.PathLike) -> dict:
             "ome_version": comment.version,
             "json_first": comment.json_first,
             "central_directory_fully_read": archive.is_fully_indexed,
+            "duplicates": sorted(set(archive.duplicates)),
             "nodes": nodes,
         }
     out["multiscales"] = _multiscales(nodes)
@@ -95,7 +97,7 @@ def _codec_name(c) -> str:
         if name == "blosc" and "cname" in conf:
             return f"blosc({conf['cname']})"
         if name == "zstd" and "level" in conf:
-            return f"zstd(level={conf['level']})"
+            return f"zstd(level={conf['level']}{', checksum' if conf.get('checksum') else ''})"
         return str(name)
     return str(c)
 
@@ -163,14 +165,18 @@ def format_description(d: dict) -> str:
         f"  comment     {d['comment'] or '(none)'}",
         f"  OME-Zarr    {d['ome_version'] or '(unknown)'}"
         + ("   jsonFirst" if d["json_first"] else ""),
-        "  hierarchy",
     ]
     if d.get("root") is None:
-        lines.insert(-1, "  root        no zarr.json at the archive root: not an OME-Zarr zip "
-                         "(RFC-9 puts the root there)")
+        lines.append("  root        no zarr.json at the archive root: not an OME-Zarr zip "
+                     "(RFC-9 puts the root there)")
     elif d.get("root") == "array":
-        lines.insert(-1, "  root        a bare Zarr array, no OME metadata "
-                         "(open_ozx returns the array; napari shows it as one image)")
+        lines.append("  root        a bare Zarr array, no OME metadata "
+                     "(open_ozx returns the array; napari shows it as one image)")
+    if d.get("duplicates"):
+        shown = ", ".join(d["duplicates"][:5]) + (", ..." if len(d["duplicates"]) > 5 else "")
+        lines.append(f"  duplicates  {len(d['duplicates'])} names occur more than once ({shown}); "
+                     "each is shown once, as readers take it (the last copy)")
+    lines.append("  hierarchy")
     for n in d["nodes"]:
         path = "/" + n["path"]
         if n["node_type"] == "array":

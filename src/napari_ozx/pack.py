@@ -11,12 +11,13 @@ written, and no path is followed through a symbolic link.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import zlib
 from collections.abc import Callable
 
-from .errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError
+from .errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError, WriteError
 from .zip import ZipArchive
 from .zip import records as R
 from .zip.writer import OzxWriter, rfc9_sort_key
@@ -119,6 +120,11 @@ def unpack(
     Refuses a non-empty ``dest`` unless ``force``; refuses archives with unsafe names, symbolic
     link entries, or entries that would land outside ``dest``.  CRC-32 is checked as data
     streams.  Returns ``{"entries": ..., "bytes": ...}``.
+
+    Nothing partial is left: into a new (or empty) ``dest`` the entries go to a temporary
+    directory beside it, renamed to ``dest`` once complete; with ``force`` into a non-empty
+    ``dest``, a failure removes the files and directories this call created (files it
+    overwrote keep their new, possibly partial, content).
     """
     archive_path, dest = os.fspath(archive_path), os.fspath(dest)
     with ZipArchive(archive_path, warn=False) as archive:
@@ -140,29 +146,99 @@ def unpack(
             if os.listdir(dest) and not force:
                 raise OzxError("destination directory is not empty (use --force to unpack into "
                                "it anyway)", archive=dest)
-        os.makedirs(dest, exist_ok=True)
-        root_real = os.path.realpath(dest)
         total = sum(int(index.uncompressed_size[r]) for r in rows)
-        if on_start is not None:
-            on_start(len(rows), total)
-        for r in rows:
-            name = index.name(r)
+        merge = os.path.isdir(dest) and bool(os.listdir(dest))
+        parent = os.path.dirname(os.path.abspath(dest))
+        if merge:
+            work = dest
+        else:
+            work = os.path.join(parent, f".{os.path.basename(os.path.abspath(dest))}."
+                                        f"{os.getpid()}.unpack.tmp")
+        created: list[tuple[str, bool]] = []  # (path, is directory), in creation order
+        try:
             try:
-                _extract(archive, index, r, name, _safe_target(root_real, name), progress)
-            except OzxError as e:
-                if e.entry is None:
-                    e.entry = name
-                raise e.with_archive(archive_path) from None
+                if not merge:
+                    os.mkdir(work)
+                    created.append((work, True))
+            except OSError as e:
+                raise WriteError(f"cannot create the directory: {_reason(e)}", archive=dest,
+                                 errno=e.errno) from e
+            root_real = os.path.realpath(work)
+            if on_start is not None:
+                on_start(len(rows), total)
+            done = 0
+            for r in rows:
+                name = index.name(r)
+                try:
+                    _extract(archive, index, r, name, _safe_target(root_real, name), progress,
+                             created)
+                except OzxError as e:
+                    if e.entry is None:
+                        e.entry = name
+                    raise e.with_archive(archive_path) from None
+                except OSError as e:
+                    raise WriteError(
+                        f"writing {name} ({int(index.uncompressed_size[r])} bytes; "
+                        f"{done} of {total} bytes unpacked): {_reason(e)}; nothing was left "
+                        "behind", archive=dest, entry=name, errno=e.errno) from e
+                done += int(index.uncompressed_size[r])
+            if not merge:
+                try:
+                    if os.path.isdir(dest):
+                        os.rmdir(dest)  # empty: the complete tree takes its place
+                    os.rename(work, dest)
+                except OSError as e:
+                    raise WriteError(f"moving the unpacked tree into place: {_reason(e)}",
+                                     archive=dest, errno=e.errno) from e
+        except BaseException:
+            _remove_created(created)
+            raise
     return {"entries": len(rows), "bytes": total}
 
 
-def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progress) -> None:
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+def _reason(e: OSError) -> str:
+    from .zip.writer import os_reason
+
+    return os_reason(e)
+
+
+def _remove_created(created: list[tuple[str, bool]]) -> None:
+    """Remove what an unpack created (files, then directories, newest first)."""
+    for path, is_dir in reversed(created):
+        try:
+            if is_dir:
+                import shutil
+
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _makedirs(path: str, created: list) -> None:
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for d in reversed(missing):
+        os.mkdir(d)
+        created.append((d, True))
+
+
+def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progress,
+             created: list) -> None:
+    _makedirs(os.path.dirname(target), created)
+    existed = os.path.lexists(target)
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
                      | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError as e:
-        raise UnsafeNameError(f"cannot create {target}: {e.strerror}", entry=name) from e
+        if e.errno == errno.ELOOP:
+            raise UnsafeNameError(f"cannot create {target}: {e.strerror}", entry=name) from e
+        raise
+    if not existed:
+        created.append((target, False))
     try:
         size = int(index.uncompressed_size[row])
         if int(index.method[row]) == R.METHOD_STORED:

@@ -127,7 +127,8 @@ class ShardEncoder:
     """Encodes the shards of one array the way zarr's ``ShardingCodec`` does."""
 
     def __init__(self, *, shard_shape, chunk_shape, shape, dtype, fill_value, codecs,
-                 index_crc32c: bool, index_at_start: bool, separator: str = "/"):
+                 index_crc32c: bool, index_at_start: bool, separator: str = "/",
+                 chunk_crc32c: bool = False):
         self.shard_shape = tuple(int(s) for s in shard_shape)
         self.chunk_shape = tuple(int(c) for c in chunk_shape)
         self.shape = tuple(int(s) for s in shape)
@@ -136,6 +137,7 @@ class ShardEncoder:
         self.fill_value = self.dtype.type(fill_value)
         self.codecs = list(codecs)
         self.index_crc32c = index_crc32c
+        self.chunk_crc32c = chunk_crc32c  # zarr's crc32c codec last: 4 bytes after each chunk
         self.index_at_start = index_at_start
         self.separator = separator
         self.grid = Grid(self.shape, self.shard_shape)
@@ -201,7 +203,10 @@ class ShardEncoder:
             return None
         for codec in self.codecs:
             data = codec.encode(data)
-        return bytes(data) if not isinstance(data, bytes) else data
+        data = bytes(data) if not isinstance(data, bytes) else data
+        if self.chunk_crc32c:
+            data += struct.pack("<I", _crc32c(data))
+        return data
 
     def _is_fill(self, chunk: np.ndarray) -> bool:
         """Whether a (contiguous) chunk holds only the fill value, as zarr decides it."""
@@ -219,14 +224,19 @@ class ShardEncoder:
             table[self._flat[ix]] = (start + offset, length)
         raw = table.tobytes()
         if self.index_crc32c:
-            import google_crc32c
-
-            raw += struct.pack("<I", google_crc32c.value(raw))
+            raw += struct.pack("<I", _crc32c(raw))
         return raw
 
     @property
     def index_size(self) -> int:
         return 16 * len(self._flat) + (4 if self.index_crc32c else 0)
+
+
+def _crc32c(data) -> int:
+    """CRC-32C as zarr's crc32c codec computes it (google-crc32c, which zarr depends on)."""
+    import google_crc32c
+
+    return google_crc32c.value(data)
 
 
 @lru_cache(maxsize=64)
@@ -250,6 +260,9 @@ def _from_metadata(meta_json: bytes) -> ShardEncoder | None:
         inner = conf["codecs"]
         if not inner or not _little_endian_bytes(inner[0], dtype.itemsize):
             return None
+        chunk_crc32c = inner[-1].get("name") == "crc32c" and len(inner) > 1
+        if chunk_crc32c:
+            inner = inner[:-1]
         numcodecs_ = [_inner_codec(c, dtype.itemsize) for c in inner[1:]]
         if any(c is None for c in numcodecs_) or len(numcodecs_) > 1:
             return None
@@ -272,7 +285,8 @@ def _from_metadata(meta_json: bytes) -> ShardEncoder | None:
         return ShardEncoder(shard_shape=shard_shape, chunk_shape=chunk_shape,
                             shape=meta["shape"], dtype=dtype, fill_value=fill,
                             codecs=numcodecs_, index_crc32c=len(index) == 2,
-                            index_at_start=location == "start", separator=separator)
+                            index_at_start=location == "start", separator=separator,
+                            chunk_crc32c=chunk_crc32c)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         return None
 

@@ -3,6 +3,15 @@
 Defaults follow the issue: ~256x256 inner chunks in 2D, 64 (128 for 1-byte types) cubed in 3D,
 1 along c and t; shards grown from the chunks along the space axes up to ~32 MiB; zstd inside
 the shards and crc32c on the shard index.  Everything can be overridden.
+
+Every inner chunk carries a checksum that readers following the specs verify without knowing
+about us.  zstd: the frame's own content checksum (XXH64 of the pixels, ``checksum: true`` in
+the codec's configuration), which every zstd decoder checks.  zarr's ``crc32c`` codec costs
+about as much to check (a few % of a chunk's decode time either way; README, Reliability) but
+zarrs (ngff-zarr's reader, through zarrista) does not verify it when it reads inner chunks out
+of a shard, so a damaged chunk would still be shown there.  blosc and no compression: the ``crc32c`` codec after
+them (zarr-python and TensorStore check it).  gzip ends in a CRC-32 its decoders check: nothing
+is added.  ``checksum=False`` turns both off.
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ class StorageOptions:
     level: int = 3
     index_crc32c: bool = True
     shard_bytes: int = SHARD_BYTES
+    checksum: bool = True  # a checksum in each inner chunk (module docstring)
     #: unchanged arrays read from an archive keep their stored layout (and are copied); set
     #: when no chunk, shard or codec option was given (see :mod:`.rawcopy`)
     keep_layout: bool = False
@@ -79,16 +89,18 @@ class StorageOptions:
             raise ValueError(f"codec must be one of {CODECS}, not {self.codec!r}")
 
     def codecs(self) -> list:
-        from zarr.codecs import BloscCodec, BytesCodec, GzipCodec, ZstdCodec
+        from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
         inner: list = [BytesCodec()]
         if self.codec == "zstd":
-            inner.append(ZstdCodec(level=self.level))
+            inner.append(ZstdCodec(level=self.level, checksum=self.checksum))
         elif self.codec.startswith("blosc-"):
             inner.append(BloscCodec(cname=self.codec.split("-", 1)[1], clevel=self.level,
                                     shuffle="bitshuffle"))
         elif self.codec == "gzip":
             inner.append(GzipCodec(level=self.level))
+        if self.checksum and self.codec not in ("zstd", "gzip"):
+            inner.append(Crc32cCodec())
         return inner
 
     def layout(self, shape, types, dtype) -> tuple[tuple, tuple]:

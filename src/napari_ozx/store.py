@@ -54,6 +54,9 @@ class OzxStore(Store):
         :class:`~napari_ozx.zip.ZipArchive`.
     verify_crc
         Check the CRC-32 of every entry read whole (ranges of an entry cannot be checked).
+    verify_stored
+        Also check a STORED entry's CRC-32 in full the first time any range of it is read
+        (reads the whole entry once: for archives whose chunks carry no checksum of their own).
     """
 
     supports_writes = False
@@ -67,6 +70,7 @@ class OzxStore(Store):
         *,
         read_only: bool = True,
         verify_crc: bool = True,
+        verify_stored: bool = False,
         storage_options: dict[str, Any] | None = None,
     ):
         if not read_only:
@@ -81,6 +85,8 @@ class OzxStore(Store):
                 )
             else:
                 archive = ZipArchive(archive, verify_crc=verify_crc)
+        if verify_stored:
+            archive.verify_stored = True
         self.archive = archive
         # The archive is open (and checked) already; _is_open only records that zarr's
         # Store.open() / _ensure_open() ran, as for zarr's own stores (Store.open() would
@@ -222,6 +228,7 @@ def open_ozx(
     path: str | os.PathLike | ByteSource,
     *,
     verify_crc: bool = True,
+    verify_stored: bool = False,
     storage_options: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> zarr.Group | zarr.Array:
@@ -233,8 +240,11 @@ def open_ozx(
     ``path`` may be a URL (``https://``, ``s3://``, any fsspec protocol); ``storage_options``
     then go to its client (e.g. ``{"anon": True}``, ``{"endpoint_url": ...}``,
     ``{"headers": {...}}``) - see :func:`napari_ozx.zip.remote.open_source`.
+    ``verify_stored``: check each STORED entry's CRC-32 in full the first time any part of
+    it is read (see :class:`OzxStore`).
     """
-    store = OzxStore(path, verify_crc=verify_crc, storage_options=storage_options)
+    store = OzxStore(path, verify_crc=verify_crc, verify_stored=verify_stored,
+                     storage_options=storage_options)
     return _open_root(store, path, **kwargs)
 
 

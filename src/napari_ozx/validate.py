@@ -8,7 +8,9 @@ what the core reports.
 Errors: not a ZIP, unreadable records, multi-part archive, root ``zarr.json`` missing or not at
 the root, root not OME-Zarr, archive inside the archive, ``jsonFirst`` claimed but false,
 duplicate names, unsafe names, encrypted entries, invalid ``zarr.json``, comment version
-differing from the root metadata, CRC-32 mismatches (with ``crc=True``).
+differing from the root metadata, a central-directory name differing from its local header's,
+CRC-32 mismatches (with ``crc=True``; each central-directory record against its own bytes, so
+a name present twice is checked twice, each copy against its own CRC).
 Warnings: no or invalid comment, no ZIP64 end records, ZIP-level compression, metadata not
 first / not breadth-first, file name not ``.ozx``, unsharded arrays with many chunks.
 """
@@ -247,8 +249,50 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
                         f"comment says OME-Zarr {comment.version!r}, root metadata says "
                         f"{version!r}", "zarr.json")
 
+    _check_local_names(archive, index, out)
     if crc:
         _check_data(archive, index, out, progress)
+
+
+_HEADER_WINDOW = 1 << 20
+
+
+def _check_local_names(archive: ZipArchive, index, out: _Collector) -> None:
+    """Every central-directory name against the name in its entry's local header (a mangled
+    directory name would otherwise turn a chunk silently into fill value).  Headers are read
+    in file order, many per read where entries are small."""
+    from .zip.parse import NeedBytes, local_header_name
+
+    offsets = np.asarray(index.header_offset, dtype=np.int64)
+    order = np.argsort(offsets, kind="stable")
+    limit = archive.end.cd_offset
+    window, at = b"", 0
+    bad = []
+    for row in order:
+        row = int(row)
+        hoff = int(offsets[row])
+        name = index.name(row)
+        want = R.LOCAL.size + int(index.name_length[row])
+        if hoff + want > limit:
+            continue  # reported by the reads (data runs into the central directory)
+        if not (at <= hoff and hoff + want <= at + len(window)):
+            at = hoff
+            window = archive.source.read(hoff, min(max(_HEADER_WINDOW, want), limit - hoff))
+        try:
+            got = local_header_name(memoryview(window)[hoff - at:], hoff)
+        except OzxError as e:
+            out.add(ERROR, "corrupt", e.message, name)
+            continue
+        if isinstance(got, bytes) and not int(index.flags[row]) & R.FLAG_UTF8:
+            got = got.decode("cp437").encode("utf-8")  # as the directory's names are read
+        if isinstance(got, NeedBytes) or got != index._name_bytes(row):
+            bad.append((name, got))
+    for name, got in bad[:MAX_LISTED]:
+        shown = got.decode("utf-8", "replace") if isinstance(got, bytes) else "(cut off)"
+        out.add(ERROR, "name-mismatch", f"the local header names this entry {shown!r}", name)
+    if len(bad) > MAX_LISTED:
+        out.add(ERROR, "name-mismatch",
+                f"{len(bad) - MAX_LISTED} more entries whose local header gives another name")
 
 
 def _check_order(index, is_meta: np.ndarray, meta_rows: np.ndarray, meta_names: list[str],
@@ -339,7 +383,7 @@ def _check_chunking(doc: dict, name: str, out: _Collector, many_chunks: int) -> 
 def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
     """Read every entry back: CRC-32, and archives hidden under innocent names."""
     bad, nested = [], []
-    for i in range(len(index)):
+    for i in range(len(index)):  # every record, duplicates too: each with its own bytes
         name = index.name(i)
         if int(index.flags[i]) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION):
             continue
@@ -350,14 +394,14 @@ def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
                 got = 0
                 head = b""
                 for start in range(0, size, _CRC_BLOCK):
-                    block = archive.read(name, start, min(size, start + _CRC_BLOCK))
+                    block = archive.read_row(i, start, min(size, start + _CRC_BLOCK))
                     if start == 0:
                         head = block[:4]
                     got = zlib.crc32(block, got)
                     if progress is not None:
                         progress(len(block))
             else:
-                data = archive.read(name)
+                data = archive.read_row(i)
                 head = data[:4]
                 got = zlib.crc32(data)
                 if progress is not None:

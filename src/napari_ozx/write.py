@@ -803,6 +803,7 @@ def write_layers(
     codec: str | None = None,
     level: int | None = None,
     index_crc32c: bool = True,
+    checksum: bool = True,
     shard_bytes: int = SHARD_BYTES,
     pyramid_levels: int | str | None = None,
     image_method: str = "mean",
@@ -841,14 +842,17 @@ def write_layers(
         chunks=tuple(chunks) if chunks is not None else None,
         shards=tuple(shards) if shards is not None else None,
         codec="zstd" if codec is None else codec, level=3 if level is None else level,
-        index_crc32c=index_crc32c, shard_bytes=shard_bytes,
+        index_crc32c=index_crc32c, shard_bytes=shard_bytes, checksum=checksum,
         keep_layout=chunks is None and shards is None and codec is None and level is None,
         copy_unchanged=copy_unchanged)
     plan = plan_layers(items, storage=storage, name=name, pyramid_levels=pyramid_levels,
                        image_method=image_method, labels_method=labels_method,
                        default_name=os.path.splitext(os.path.basename(os.fspath(path)))[0])
     job = _Job(path, plan, storage, progress=progress, cancel=cancel, pyramid_from=pyramid_from)
-    return job.run()
+    from .guard import strict_reads
+
+    with strict_reads():  # a chunk that cannot be read fails the save, never saved as blank
+        return job.run()
 
 
 def _arrays_as_layers(image, *, axes, name, scale, translate, units, channel_names, colormaps,
@@ -921,7 +925,8 @@ def write_ozx(
     or a list of Image layers (saved as channels).  ``labels``: an integer array, a Labels
     layer, a list of them, or ``{name: array}``.  ``scale``/``translate``/``units`` are per
     axis without ``c``.  ``options`` go to :func:`write_layers` (``chunks``, ``shards``,
-    ``codec``, ``level``, ``pyramid_levels``, ``image_method``, ``labels_method``,
+    ``codec``, ``level``, ``checksum`` (False: no checksum in each inner chunk),
+    ``pyramid_levels``, ``image_method``, ``labels_method``,
     ``progress``, ``cancel``...).
     """
     layers: list = []

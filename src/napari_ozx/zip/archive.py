@@ -80,6 +80,7 @@ class ZipArchive:
         *,
         tail_size: int = R.MAX_TAIL,
         verify_crc: bool = True,
+        verify_stored: bool = False,
         warn: bool = True,
     ):
         if not isinstance(source, ByteSource):
@@ -87,6 +88,10 @@ class ZipArchive:
         self.source = source
         self.name = source.name
         self.verify_crc = verify_crc
+        # Check a STORED entry's CRC-32 in full the first time any part of it is read (a
+        # ranged read alone cannot be checked): rows already checked, by index.
+        self.verify_stored = verify_stored
+        self._checked: dict[int, set[int]] = {}
         self._warn_enabled = warn
         self._tail_size = tail_size
         self._lock_pid = None
@@ -397,6 +402,18 @@ class ZipArchive:
                 e.entry = name
             raise e.with_archive(self.name) from None
 
+    def read_row(self, row: int, start: int = 0, stop: int | None = None) -> bytes:
+        """Bytes of the entry of central-directory record ``row`` (of the full index): unlike
+        :meth:`read`, the record's own bytes even when its name occurs again."""
+        index = self.full_index()
+        name = index.name(row)
+        try:
+            return self._read_row(index, row, name, start, stop)
+        except OzxError as e:
+            if e.entry is None:
+                e.entry = name
+            raise e.with_archive(self.name) from None
+
     def _data_offset(self, index: ZipIndex, row: int) -> int:
         off = int(index.data_offset[row]) - 1
         if off >= 0:
@@ -473,10 +490,17 @@ class ZipArchive:
                 raise CorruptArchiveError(
                     f"stored entry has compressed size {csize} but uncompressed size {usize}"
                 )
-            data = self._read(data_off + lo, hi - lo)
-            if lo == 0 and hi == usize and self.verify_crc:
-                self._check_crc(data, index, row)
-            return data
+            if lo == 0 and hi == usize:
+                data = self._read(data_off, usize)
+                if self.verify_crc:
+                    self._check_crc(data, index, row)
+                return data
+            if self.verify_stored and row not in self._checked.setdefault(id(index), set()):
+                whole = self._read(data_off, usize)
+                self._check_crc(whole, index, row)
+                self._checked[id(index)].add(row)
+                return whole[lo:hi]
+            return self._read(data_off + lo, hi - lo)
         raw = self._read(data_off, csize)
         data = _inflate(raw, usize)
         if self.verify_crc:
@@ -507,12 +531,13 @@ class ZipArchive:
             "source": self.source,
             "tail_size": self._tail_size,
             "verify_crc": self.verify_crc,
+            "verify_stored": self.verify_stored,
         }
 
     def __setstate__(self, state):
         self.__init__(
             state["source"], tail_size=state["tail_size"], verify_crc=state["verify_crc"],
-            warn=False,
+            verify_stored=state.get("verify_stored", False), warn=False,
         )
 
 

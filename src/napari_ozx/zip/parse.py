@@ -789,3 +789,16 @@ def parse_local_header(buf: bytes, header_offset: int) -> int:
     if sig != R.SIG_LOCAL:
         raise CorruptArchiveError(f"bad local header signature at offset {header_offset}")
     return header_offset + R.LOCAL.size + nlen + elen
+
+
+def local_header_name(buf: bytes, header_offset: int) -> bytes | NeedBytes:
+    """The name an entry's local header gives (``buf``: bytes from the header on), or the
+    bytes still needed to see it whole."""
+    if len(buf) < R.LOCAL.size:
+        return NeedBytes(header_offset, R.LOCAL.size)
+    sig, *_rest, nlen, _elen = R.LOCAL.unpack_from(buf, 0)
+    if sig != R.SIG_LOCAL:
+        raise CorruptArchiveError(f"bad local header signature at offset {header_offset}")
+    if len(buf) < R.LOCAL.size + nlen:
+        return NeedBytes(header_offset, R.LOCAL.size + nlen)
+    return bytes(buf[R.LOCAL.size: R.LOCAL.size + nlen])

@@ -33,6 +33,7 @@ import errno
 import itertools
 import json
 import os
+import re
 import struct
 import sys
 import threading
@@ -44,7 +45,7 @@ import numpy as np
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import NotOmeZarrError, OzxError
+from ..errors import NotOmeZarrError, OzxError, WriteError
 from . import records as R
 from .archive import is_metadata_name
 
@@ -208,19 +209,35 @@ class OzxWriter:
         self._closed = False
         directory = os.path.dirname(os.path.abspath(self.path))
         base = os.path.basename(self.path)
-        self._tmp = os.path.join(directory, f".{base}.{os.getpid()}.{id(self):x}.tmp")
-        try:
-            self._fd = os.open(
-                self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
-            )
-        except OSError as e:
-            raise OzxError(f"cannot create a temporary file beside it: {e.strerror}",
-                           archive=self.path) from e
+        self._directory = directory
+        self._tmp_name = os.path.join(directory, f".{base}.{os.getpid()}.{id(self):x}.tmp")
+        if os.path.isdir(self.path):
+            raise WriteError("a directory is in the way (the archive would replace it)",
+                             archive=self.path, errno=errno.EISDIR)
+        remove_stale_temporaries(self.path)
+        # An unnamed file (O_TMPFILE) in the destination's directory: a killed process leaves
+        # nothing behind.  It gets a name only at commit, just before the rename; where the
+        # file system has no O_TMPFILE the named temporary is created at once.
+        self._fd = _open_unnamed(directory)
+        self._tmp = None if self._fd >= 0 else self._tmp_name
+        if self._tmp is not None:
+            try:
+                self._fd = os.open(
+                    self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                    0o644
+                )
+            except OSError as e:
+                raise _os_error(e, self.path, "cannot create the archive's temporary file "
+                                "beside it") from e
+        _WRITING[self._fd] = self.path
 
     # ------------------------------------------------------------------ entries
 
     @property
     def temporary_path(self) -> str:
+        """A path this host's processes can open the archive being written by."""
+        if self._tmp is None:
+            return f"/proc/{os.getpid()}/fd/{self._fd}"
         return self._tmp
 
     def set_metadata(self, name: str, data: bytes) -> None:
@@ -601,11 +618,21 @@ class OzxWriter:
                                       cd_size=pos - cd_offset, comment=rfc9_comment(version),
                                       zip64=True)
             pos += _pwrite_all(self._fd, tail, pos)
-            os.ftruncate(self._fd, pos)
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-            os.replace(self._tmp, self.path)
+            step = f"finishing the archive ({_human(pos)})"
+            try:
+                os.ftruncate(self._fd, pos)
+                os.fsync(self._fd)
+                if self._tmp is None:  # unnamed until now: a name beside the destination
+                    step = "naming the finished archive beside the destination"
+                    _link_unnamed(self._fd, self._tmp_name)
+                    self._tmp = self._tmp_name
+                _WRITING.pop(self._fd, None)
+                os.close(self._fd)
+                self._fd = -1
+                step = "moving the finished archive over the destination"
+                os.replace(self._tmp, self.path)
+            except OSError as e:
+                raise _os_error(e, self.path, step) from e
             self._closed = True
         _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
 
@@ -658,15 +685,17 @@ class OzxWriter:
             self._open = None
             self._tail_free.notify_all()
         if self._fd >= 0:
+            _WRITING.pop(self._fd, None)
             try:
                 os.close(self._fd)
             except OSError:
                 pass
             self._fd = -1
-        try:
-            os.unlink(self._tmp)
-        except FileNotFoundError:
-            pass
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
 
     def _check_open(self) -> None:
         if self._closed:
@@ -806,13 +835,104 @@ def _copy_range(src: int, src_pos: int, dst: int, dst_pos: int, size: int, archi
         src_pos, dst_pos, left = src_pos + n, dst_pos + n, left - n
 
 
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+
+
+def _open_unnamed(directory: str) -> int:
+    """An unnamed file in ``directory`` (O_TMPFILE), or -1 where that is not available (other
+    systems, file systems without it, no /proc to give it a name at commit)."""
+    if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
+        return -1
+    try:
+        return os.open(directory, _O_TMPFILE | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except (OSError, ValueError):  # EOPNOTSUPP, EISDIR (old kernels), ENOENT...: fall back
+        return -1
+
+
+def _link_unnamed(fd: int, name: str) -> None:
+    """Give the unnamed file ``fd`` the name ``name``: linkat(2) with AT_SYMLINK_FOLLOW on
+    /proc/self/fd/N (Python's os.link uses link(2), which would link the /proc symlink, when
+    no directory descriptor is given)."""
+    proc = os.open("/proc/self/fd", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.link(str(fd), name, src_dir_fd=proc, follow_symlinks=True)
+    finally:
+        os.close(proc)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Remove the temporary files of saves to ``path`` whose process is gone (killed before
+    its rename); returns their paths.  A temporary of a live process is left alone."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"(\d+)\.[0-9a-f]+\.tmp")
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed.append(os.path.join(directory, name))
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def os_reason(e: OSError) -> str:
+    """What an OSError of the file system means, in words."""
+    return {errno.ENOSPC: "no space left on the device",
+              errno.EDQUOT: "disk quota exceeded",
+              errno.EROFS: "the file system is read-only",
+              errno.EACCES: "permission denied",
+              errno.EPERM: "permission denied",
+              errno.ENOENT: "the directory does not exist",
+              errno.ENOTDIR: "a part of the path is not a directory",
+              errno.EISDIR: "a directory is in the way"}.get(e.errno, e.strerror or str(e))
+
+
+def _os_error(e: OSError, archive: str | None, what: str) -> WriteError:
+    """An OSError of the file system as our error, naming the archive and what failed."""
+    return WriteError(f"{what}: {os_reason(e)}", archive=archive, errno=e.errno)
+
+
+#: what each open file descriptor written by _pwrite_all is (for the errors): archive path
+_WRITING: dict[int, str] = {}
+
+
+def _human(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 1 << 20 else f"{n} bytes"
+
+
 def _pwrite_all(fd: int, data, pos: int) -> int:
     view = memoryview(data).cast("B")
     total = len(view)
-    while view:
-        n = os.pwrite(fd, view, pos)
-        view = view[n:]
-        pos += n
+    try:
+        while view:
+            n = os.pwrite(fd, view, pos)
+            view = view[n:]
+            pos += n
+    except OSError as e:
+        what = _WRITING.get(fd)
+        where = "the archive being saved" if what else "a temporary file"
+        raise _os_error(e, what, f"writing {_human(total)} at offset {_human(pos)} of "
+                        f"{where}") from e
     return total
 
 
