@@ -11,6 +11,9 @@ job="${1:-demo}"; shift || true
 
 PY="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
+# The pins CI tests against; CONSTRAINTS= (empty) installs the newest releases instead (.ci/run's
+# second run does, in its own VENV).
+CONSTRAINTS="${CONSTRAINTS-ci/constraints.txt}"
 APT_PKGS=(xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
           libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0
           libxcb-cursor0 libgl1 libegl1 libfontconfig1 libdbus-1-3 zip unzip p7zip-full)
@@ -34,9 +37,11 @@ install_python() {
     "$PY" -m venv "$VENV"
   fi
   local stamp="$VENV/.installed"
+  local pins=()
+  [ -n "$CONSTRAINTS" ] && pins=(-c "$CONSTRAINTS")
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ ci/constraints.txt -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -c ci/constraints.txt -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q "${pins[@]}" -e ".[dev]"
     touch "$stamp"
   fi
 }
@@ -44,6 +49,11 @@ install_python() {
 install_system
 install_python
 export PATH="$PWD/$VENV/bin:$PATH"
+# PyQt6 is the Qt the dev extra installs. A venv made before it also holds PyQt5, which qtpy
+# (napari's Qt layer) would pick first while pytest-qt picks PyQt6: name one for both.
+# QT_API=pyqt5 bash dev.sh test runs everything on PyQt5 (pip install -e ".[qt5]" first).
+export QT_API="${QT_API:-pyqt6}"
+export PYTEST_QT_API="${PYTEST_QT_API:-$QT_API}"
 
 case "$job" in
   setup) ;;

@@ -23,7 +23,21 @@ _LAZY = {
 }
 
 
+def _installed_version() -> str:
+    """The version pip installed (pyproject.toml's), from the package metadata: one source of
+    truth. Read on first use, like the modules above: importlib.metadata costs tens of ms."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("napari-ozx")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name):
+    if name == "__version__":
+        globals()[name] = value = _installed_version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'napari_ozx' has no attribute {name!r}")
@@ -35,7 +49,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 
 __all__ = [
@@ -55,8 +69,3 @@ __all__ = [
     "open_ozx",
     "write_ozx",
 ]
-
-try:
-    from ._version import version as __version__
-except ImportError:  # pragma: no cover
-    __version__ = "0.0.0"
