@@ -258,3 +258,18 @@ def notifications():
     notification_manager.notification_ready.connect(record)
     yield seen
     notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def notes():
+    """The napari notifications shown during a test as ``(severity, message)`` strings."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[tuple[str, str]] = []
+
+    def record(notification):
+        seen.append((str(notification.severity), str(notification.message)))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)

@@ -35,21 +35,6 @@ ARCHIVES = {"napari-ozx": "ours_ozx", "napari-ozx small": "ours_small_ozx",
 PYRAMIDS = {"napari-ozx", "ngff-zarr", "ome-zarr-py"}  # archives that store several levels
 
 
-@pytest.fixture
-def notes():
-    """napari notifications shown while the test runs: (severity, message)."""
-    from napari.utils.notifications import notification_manager
-
-    seen: list[tuple[str, str]] = []
-
-    def record(notification):
-        seen.append((str(notification.severity), str(notification.message)))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
-
-
 def _ours(path: Path, shape) -> Path:
     return Path(napari_ozx.write_ozx(
         path, pixels((2, *shape), seed=5), labels={"cells": label_pixels(shape)},

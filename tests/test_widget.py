@@ -17,21 +17,6 @@ from napari_ozx._widget import ExportWidget, parse_shape
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def notes(monkeypatch):
-    """napari notifications shown while the test runs: (level, message)."""
-    from napari.utils.notifications import notification_manager
-
-    seen: list[tuple[str, str]] = []
-
-    def record(notification):
-        seen.append((str(notification.severity), str(notification.message)))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
-
-
 def _widget(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     widget = ExportWidget(viewer)

@@ -153,16 +153,15 @@ def label_layer(group, *, name: str, parent: tuple[Axes, np.ndarray, np.ndarray]
     return as_data(levels), kwargs, "labels"
 
 
-def label_layers(image_group, *, parent, token: str = "", budget: int | None = None
-                 ) -> list[LayerData]:
-    """Every label image listed in ``<image>/labels``; a broken one is skipped with a warning."""
+def listed_label_groups(image_group):
+    """``(name, entry path, group)`` of each label image listed in ``<image>/labels`` that
+    exists (a listed one that does not is a warning)."""
     labels_group = child(image_group, "labels")
     if labels_group is None or hasattr(labels_group, "shape"):
-        return []
+        return
     names = attrs_of(labels_group).get("labels")
     if not isinstance(names, list):
-        return []
-    out: list[LayerData] = []
+        return
     for name in names:
         if not isinstance(name, str):
             continue
@@ -171,6 +170,14 @@ def label_layers(image_group, *, parent, token: str = "", budget: int | None = N
         if group is None or hasattr(group, "shape"):
             warn(f"{where}: label image listed in labels/ is missing")
             continue
+        yield name, where, group
+
+
+def label_layers(image_group, *, parent, token: str = "", budget: int | None = None
+                 ) -> list[LayerData]:
+    """Every label image listed in ``<image>/labels``; a broken one is skipped with a warning."""
+    out: list[LayerData] = []
+    for name, where, group in listed_label_groups(image_group):
         try:
             out.append(label_layer(group, name=name, parent=parent, token=token,
                                    budget=budget))

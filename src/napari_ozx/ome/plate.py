@@ -8,7 +8,7 @@ import dask.array as da
 from .arrays import to_dask
 from .errors import OmeMetadataError
 from .image import image_kwargs
-from .labels import label_layer
+from .labels import label_layer, listed_label_groups
 from .layer import LayerData, as_data, attrs_of, child, metadata_entry, multiscale_of, pyramid, warn
 
 
@@ -120,21 +120,8 @@ def _plate_labels(group, wells, rows, cols, field: str, image_group, parent,
                   token: str) -> list[LayerData]:
     """The label images of the first field, as napari-ome-zarr shows them: each a Labels
     layer tiled like the images (one lazy pyramid over every well)."""
-    labels_group = child(image_group, "labels")
-    if labels_group is None or hasattr(labels_group, "shape"):
-        return []
-    names = attrs_of(labels_group).get("labels")
-    if not isinstance(names, list):
-        return []
     out: list[LayerData] = []
-    for label_name in names:
-        if not isinstance(label_name, str):
-            continue
-        where = f"{labels_group.path}/{label_name}"
-        lgroup = child(labels_group, label_name)
-        if lgroup is None or hasattr(lgroup, "shape"):
-            warn(f"{where}: label image listed in labels/ is missing")
-            continue
+    for label_name, where, lgroup in listed_label_groups(image_group):
         try:
             _, kwargs, _ = label_layer(lgroup, name=label_name, parent=parent, token=token)
             lms = multiscale_of(lgroup, attrs_of(lgroup))
