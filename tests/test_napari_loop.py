@@ -499,3 +499,25 @@ def test_a_cancelled_copy_leaves_the_destination_as_it_was(big_ozx, tmp_path, mo
         write_layers(dest, _reader_layers(big_ozx), cancel=cancel)
     assert not dest.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.ozx"]
+
+
+def test_an_archive_opened_over_http_saves_with_its_entries_copied(make_napari_viewer, big_ozx,
+                                                                   tmp_path):
+    """Opened from a web server (File > Open of a URL), labels added, saved locally: the image
+    entries are fetched whole (CRC-checked) and stored as they were, not decoded."""
+    from servers import RangeServer
+
+    with RangeServer() as srv:
+        url = srv.put("/big.ozx", big_ozx.read_bytes())
+        viewer = make_napari_viewer()
+        viewer.open(url, plugin=None)
+        assert [layer.name for layer in viewer.layers] == ["DAPI", "Actin", "cells"]
+        seg = np.zeros((256, 2600), "uint8")
+        seg[:9, :9] = 1
+        viewer.add_labels(seg, name="seg")
+        out = tmp_path / "from-http.ozx"
+        assert viewer.layers.save(str(out), plugin="napari-ozx") == [str(out)]
+    before, after = _data_entries(big_ozx), _data_entries(out)
+    image = [n for n in before if not n.startswith("labels/")]
+    assert image and [n for n in image if after.get(n) != before[n]] == []
+    assert open_ozx(out)["labels/seg/0"][3, 3] == 1
