@@ -86,21 +86,13 @@ def source_of(level) -> Any | None:
         return _arrays.get(name)
 
 
-def _channel_views(source, axis: int, i: int):
-    index = (slice(None),) * axis + (i,)
-    yield source[index]  # our reader, and napari's slice_from_axis (channel_axis)
-    yield np.take(source, i, axis=axis)
-
-
-def _view_of(part, source, axis: int) -> int | None:
-    """Which channel of ``source`` along ``axis`` the dask array ``part`` is, or None."""
+def _is_channel(part, source, axis: int, i: int) -> bool:
+    """Is the dask array ``part`` channel ``i`` of ``source`` along ``axis``: as our reader and
+    napari's ``slice_from_axis`` (``channel_axis``) slice it, or as ``np.take`` takes it?"""
     name = getattr(part, "name", None)
-    if name is None:
-        return None
-    for i in range(int(source.shape[axis])):
-        if any(v.name == name for v in _channel_views(source, axis, i)):
-            return i
-    return None
+    index = (slice(None),) * axis + (i,)
+    return name is not None and name in (source[index].name,
+                                         np.take(source, i, axis=axis).name)
 
 
 def restack(parts: list, axis: int):
@@ -119,7 +111,7 @@ def restack(parts: list, axis: int):
         for name in names:
             source = _rebuild(name)
             if source is not None and all(
-                    _view_of(p, source, axis) == i for i, p in enumerate(parts)):
+                    _is_channel(p, source, axis, i) for i, p in enumerate(parts)):
                 return source
     return da.stack(parts, axis=axis)
 

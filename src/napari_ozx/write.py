@@ -397,6 +397,7 @@ class _Job:
         self.pyramid_from = pyramid_from
         self.done = 0
         self._copier: rawcopy.Copier | None = None
+        self._metadata: dict[tuple[str, int], bytes] = {}  # see _array_metadata
         self.layouts: dict[tuple[str, int], tuple] = {}
         # levels whose stored entries are copied from the archive they were read from
         self.copies: dict[tuple[str, int], rawcopy.Copy] = {}
@@ -425,6 +426,8 @@ class _Job:
         encoded: the cascade needs the pixels of the level above them."""
         if ap.steps or k >= len(ap.levels) or not self.storage.copy_unchanged:
             return None
+        if provenance.source_of(ap.levels[k]) is None:
+            return None  # not read from an archive: no layout to compare
         ours = None if self.storage.keep_layout else self._array_metadata(ap, k)
         return rawcopy.plan_copy(ap.levels[k], [a["name"] for a in ap.axes], ours)
 
@@ -481,7 +484,14 @@ class _Job:
         return self.path
 
     def _array_metadata(self, ap: ArrayPlan, k: int) -> bytes:
-        """The ``zarr.json`` of level ``k`` as the storage options lay it out (made by zarr)."""
+        """The ``zarr.json`` of level ``k`` as the storage options lay it out (made by zarr,
+        once: the copy plan compares it and the archive gets it)."""
+        made = self._metadata.get((ap.path, k))
+        if made is None:
+            made = self._metadata[(ap.path, k)] = self._make_array_metadata(ap, k)
+        return made
+
+    def _make_array_metadata(self, ap: ArrayPlan, k: int) -> bytes:
         import zarr
         from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
         from zarr.core.buffer import default_buffer_prototype
