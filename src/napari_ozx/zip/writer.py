@@ -305,21 +305,7 @@ class OzxWriter:
             self.set_metadata(name, bytes(data))
             return
         view = memoryview(data).cast("B")
-        key = name.encode("utf-8")
-        row, header_pos, padding = self._reserve(name, key, len(view))
-        try:
-            crc = zlib.crc32(view)
-            header = self._local_header(key, len(view), crc, padding)
-            if len(view) <= _SMALL:  # one system call for header and data
-                _pwrite_all(self._fd, header + view, header_pos)
-            else:
-                _pwrite_all(self._fd, header, header_pos)
-                _pwrite_all(self._fd, view, header_pos + len(header))
-        except BaseException:
-            self._release(name, row, None)
-            raise
-        self._release(name, row, crc)
-        self._written(len(view))
+        self.reserve(name, len(view)).write(view)
 
     def write_stream(self, name: str, blocks: Iterable[bytes], size: int) -> None:
         """Append a data entry of ``size`` bytes given as blocks (CRC computed as they pass).
@@ -733,34 +719,45 @@ class Reservation:
         self.header_pos, self.padding, self.size = header_pos, padding, size
         self._done = False
 
-    def _fill(self, crc: int, body) -> None:
+    def _fill(self, crc, *, body=None, payload=None) -> None:
+        """Write the local header (CRC-32 ``crc()``), then the data: ``payload`` (bytes; with
+        the header in one system call when small) or ``body(data offset)``."""
         if self._done:
             raise OzxError("reserved entry filled twice", archive=self.writer.path,
                            entry=self.name)
         self._done = True
         w = self.writer
         try:
-            header = w._local_header(self.key, self.size, crc, self.padding)
-            _pwrite_all(w._fd, header, self.header_pos)
-            body(self.header_pos + len(header))
+            value = crc()
+            header = w._local_header(self.key, self.size, value, self.padding)
+            if payload is not None and len(payload) <= _SMALL:
+                _pwrite_all(w._fd, header + payload, self.header_pos)
+            else:
+                _pwrite_all(w._fd, header, self.header_pos)
+                pos = self.header_pos + len(header)
+                if payload is not None:
+                    _pwrite_all(w._fd, payload, pos)
+                else:
+                    body(pos)
         except BaseException:
             w._release(self.name, self.row, None)
             raise
-        w._release(self.name, self.row, crc)
+        w._release(self.name, self.row, value)
         w._written(self.size)
 
     def copy(self, fd: int, offset: int, crc: int) -> None:
         """Fill it with the ``size`` bytes at ``offset`` of ``fd`` whose CRC-32 is ``crc``."""
-        self._fill(crc, lambda pos: _copy_range(fd, offset, self.writer._fd, pos, self.size,
-                                               self.writer.path, self.name))
+        self._fill(lambda: crc, body=lambda pos: _copy_range(
+            fd, offset, self.writer._fd, pos, self.size, self.writer.path, self.name))
 
     def write(self, data) -> None:
         """Fill it with ``data`` (exactly ``size`` bytes)."""
         view = memoryview(data).cast("B")
         if len(view) != self.size:
+            self.drop()
             raise OzxError(f"{len(view)} bytes for an entry reserved for {self.size}",
                            archive=self.writer.path, entry=self.name)
-        self._fill(zlib.crc32(view), lambda pos: _pwrite_all(self.writer._fd, view, pos))
+        self._fill(lambda: zlib.crc32(view), payload=view)
 
     def drop(self) -> None:
         """Give it up unfilled (the save failed): it leaves the directory."""
