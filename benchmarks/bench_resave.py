@@ -26,11 +26,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
 from _mem import peak_rss_mib  # noqa: E402
+from _runs import best_of, remove, validate_strict  # noqa: E402
 from bench_write import CACHE, FULL, SMALL, run_ours
 
 KINDS = ["resave", "re-encode", "cp", "labels alone"]
@@ -127,10 +127,7 @@ def check(src: str, out: str) -> None:
     shape = g["0"].shape
     np.testing.assert_array_equal(g["labels/cells/0"][shape[0] // 2, 10:40, 10:40],
                                   np.asarray(labels_source(shape)[shape[0] // 2, 10:40, 10:40]))
-    rc = subprocess.call([sys.executable, "-m", "napari_ozx.cli", "validate", "--strict",
-                          "--no-progress", out], stdout=subprocess.DEVNULL)
-    if rc:
-        raise SystemExit(f"napari-ozx validate --strict failed on {out}")
+    validate_strict(out)
 
 
 def main(argv=None) -> int:
@@ -150,25 +147,13 @@ def main(argv=None) -> int:
     results = {}
     for kind in KINDS:
         out = os.path.join(CACHE, "resave-" + kind.replace(" ", "-") + ".ozx")
-        best = None
-        for _ in range(args.repeat):
-            if os.path.exists(out):
-                os.remove(out)
-            flags = ["--small"] if args.small else []
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), *flags,
-                                   "--worker", kind, src, out], capture_output=True, text=True)
-            if proc.returncode:
-                print(f"{kind}: failed\n{proc.stderr[-3000:]}")
-                break
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            if best is None or r["seconds"] < best["seconds"]:
-                best = r
+        flags = ["--small"] if args.small else []
+        best = best_of(__file__, [*flags, "--worker", kind, src, out], out, args.repeat, kind)
         if best is not None:
             results[kind] = best
         if kind == "resave" and best is not None:
             check(src, out)
-        if os.path.exists(out):
-            os.remove(out)
+        remove(out)
     print("\n| save | seconds | peak RSS MiB |")
     print("|---|---|---|")
     for kind, r in results.items():

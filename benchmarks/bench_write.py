@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 
 from _mem import peak_rss_mib  # noqa: E402
+from _runs import best_of, remove, validate_strict  # noqa: E402
 
 CACHE = os.environ.get("OZX_BENCH_DIR", "/tmp/napari-ozx-bench")
 FULL = (256, 2048, 4096)
@@ -155,10 +154,7 @@ def check(shape, ours: str) -> None:
     src = source(shape)
     z, y = shape[0] // 2, shape[1] // 3
     np.testing.assert_array_equal(g["0"][z, y], np.asarray(src[z, y]))
-    rc = subprocess.call([sys.executable, "-m", "napari_ozx.cli", "validate", "--strict",
-                          "--no-progress", ours], stdout=subprocess.DEVNULL)
-    if rc:
-        raise SystemExit(f"napari-ozx validate --strict failed on {ours}")
+    validate_strict(ours)
 
 
 def main(argv=None) -> int:
@@ -181,28 +177,14 @@ def main(argv=None) -> int:
     for tool in args.tools:
         ext = ".ozx" if tool != "zarr dir" else ".ome.zarr"
         out = os.path.join(CACHE, "write-" + tool.replace(" ", "-") + ext)
-        best = None
-        for _ in range(args.repeat):
-            shutil.rmtree(out, ignore_errors=True)
-            if os.path.isfile(out):
-                os.remove(out)
-            flags = ["--small"] if args.small else []
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), *flags,
-                                   "--worker", tool, out], capture_output=True, text=True)
-            if proc.returncode:
-                print(f"{tool}: failed\n{proc.stderr[-2000:]}")
-                break
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            if best is None or r["seconds"] < best["seconds"]:
-                best = r
+        flags = ["--small"] if args.small else []
+        best = best_of(__file__, [*flags, "--worker", tool, out], out, args.repeat, tool)
         if best is not None:
             results[tool] = best
         if tool == "napari-ozx":
             ours_path = out
-        elif os.path.isdir(out):
-            shutil.rmtree(out, ignore_errors=True)
-        elif os.path.isfile(out):
-            os.remove(out)
+        else:
+            remove(out)
     if ours_path and "napari-ozx" in results:
         check(shape, ours_path)
         os.remove(ours_path)
