@@ -229,7 +229,9 @@ def _for_napari(layers: list, *, load: bool = True) -> list:
         if kind == "labels":
             pyramid = kwargs.pop(PYRAMID_KEY, None)
             if pyramid is not None and load:
-                data = np.array(data.compute(), copy=True)
+                # napari paints it in place: writable, contiguous, its own memory (computing
+                # already made one, so this copies only if the result was a view)
+                data = np.require(data.compute(), requirements=["C", "W", "O"])
                 provenance.register_loaded(data, pyramid)
             elif pyramid is not None:  # not for napari to paint: the stored pyramid as it is
                 data = pyramid if len(pyramid) > 1 else pyramid[0]
