@@ -13,7 +13,7 @@ PY="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 # The pins CI tests against; CONSTRAINTS= (empty) installs the newest releases instead (.ci/run's
 # second run does, in its own VENV).
-CONSTRAINTS="${CONSTRAINTS-ci/constraints.txt}"
+CONSTRAINTS="${CONSTRAINTS-.ci/constraints.txt}"
 APT_PKGS=(xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
           libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0
           libxcb-cursor0 libgl1 libegl1 libfontconfig1 libdbus-1-3 zip unzip p7zip-full)
@@ -39,7 +39,7 @@ install_python() {
   local stamp="$VENV/.installed"
   local pins=()
   [ -n "$CONSTRAINTS" ] && pins=(-c "$CONSTRAINTS")
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ ci/constraints.txt -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ .ci/constraints.txt -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q "${pins[@]}" -e ".[dev]"
     touch "$stamp"

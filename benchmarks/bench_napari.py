@@ -55,7 +55,7 @@ def build_dataset(size: int) -> tuple[Path, Path]:
     from zarr.codecs import BloscCodec
 
     from _data import CACHE
-    from napari_ozx.pack import pack
+    from napari_ozx.tools.pack import pack
 
     name = f"napari-2x{size}x{size}"
     directory = CACHE / f"{name}.ome.zarr"

@@ -94,7 +94,7 @@ def _fsync(path: str) -> None:
 def worker(tool: str, src: str, dest: str) -> dict:
     """Pack in this (fresh) process; report time and memory."""
     if tool == "napari-ozx":
-        from napari_ozx.pack import pack
+        from napari_ozx.tools.pack import pack
     elif tool == "ngff-zarr":
         from ngff_zarr.rfc9_zip import write_store_to_zip
     else:

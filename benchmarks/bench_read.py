@@ -55,7 +55,7 @@ def worker(args) -> dict:
     import numpy as np
     import zarr
 
-    import napari_ozx.store  # noqa: F401  (import cost outside the timing)
+    import napari_ozx.read.store  # noqa: F401  (import cost outside the timing)
     import zarr.storage  # noqa: F401
 
     warnings.simplefilter("ignore")

@@ -10,7 +10,7 @@ save it all again.  Compared in the same run with
 The archive is bench_write's image (4 GiB uint16, 64^3 chunks in 256^3 shards, zstd 3, a
 7-level pyramid; ``--small``: 256 MiB), written once and cached.  The layers are what napari's
 reader gives (``napari_get_reader(path)(path)``), the labels a lazy uint16 volume of boxes, and
-the save is :func:`napari_ozx.write.write_layers`, the function behind File > Save Layers.
+the save is :func:`napari_ozx.save.api.write_layers`, the function behind File > Save Layers.
 Each run is a fresh process; peak RSS is its high-water mark (VmHWM).
 
     python benchmarks/bench_resave.py           # 4 GiB
@@ -90,7 +90,7 @@ def worker(kind: str, shape, src: str, out: str) -> None:
 
     dask.config.set(scheduler="threads")
     from napari_ozx._reader import napari_get_reader
-    from napari_ozx.write import write_layers
+    from napari_ozx.save.api import write_layers
 
     base = peak_rss_mib()
     t = time.perf_counter()

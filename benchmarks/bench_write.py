@@ -93,7 +93,7 @@ def run_zarr_dir(shape, out):
     import zarr
     from zarr.codecs import ZstdCodec
 
-    from napari_ozx.pyramid import downsample
+    from napari_ozx.save.pyramid import downsample
 
     root = zarr.open_group(out, mode="w", zarr_format=3)
     level = source(shape)

@@ -448,7 +448,7 @@ def test_entries_of_a_deflated_archive_are_copied_inflated(big_ozx, tmp_path):
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info.filename))
     out = tmp_path / "from-deflated.ozx"
-    from napari_ozx.write import write_layers
+    from napari_ozx.save.api import write_layers
 
     write_layers(out, _reader_layers(deflated))
     assert _data_entries(out) == _data_entries(big_ozx)
@@ -471,7 +471,7 @@ def test_a_copy_that_fails_leaves_the_destination_as_it_was(big_ozx, tmp_path, m
 
     original = Reservation.copy
     monkeypatch.setattr(Reservation, "copy", failing_copy)
-    from napari_ozx.write import write_layers
+    from napari_ozx.save.api import write_layers
 
     with pytest.raises(OSError, match="Input/output error"):
         write_layers(dest, _reader_layers(big_ozx))
@@ -483,7 +483,7 @@ def test_a_copy_that_fails_leaves_the_destination_as_it_was(big_ozx, tmp_path, m
 def test_a_cancelled_copy_leaves_the_destination_as_it_was(big_ozx, tmp_path, monkeypatch):
     import threading
 
-    from napari_ozx.write import WriteCancelled, write_layers
+    from napari_ozx.save.api import WriteCancelled, write_layers
     from napari_ozx.zip.writer import Reservation
 
     cancel = threading.Event()

@@ -13,11 +13,11 @@ from .errors import (
 # Everything that pulls in zarr, dask or the writer is imported on first use: ``napari-ozx info``
 # and the napari reader's probe must not pay ~0.8 s of imports they do not need.
 _LAZY = {
-    "OzxStore": ".store",
-    "open_ozx": ".store",
-    "write_ozx": ".write",
-    "add_labels": ".edit",
-    "OzxWriteStore": ".write_store",
+    "OzxStore": ".read.store",
+    "open_ozx": ".read.store",
+    "write_ozx": ".save.api",
+    "add_labels": ".save.edit",
+    "OzxWriteStore": ".save.store",
     "RemoteError": ".zip.remote",
     "OzxWriter": ".zip.writer",
 }

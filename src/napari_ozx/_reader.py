@@ -221,7 +221,7 @@ def _for_napari(layers: list, *, load: bool = True) -> list:
     """Finish layer data for napari: label images small enough to paint are loaded into a
     writable array (with ``load``; remembered, so an unchanged one is copied on save, see
     :mod:`.provenance`), and label colours are napari colormaps."""
-    from . import provenance
+    from .read import provenance
     from .ome.labels import PYRAMID_KEY
 
     out = []
@@ -256,7 +256,7 @@ def _notify_chunk(message: str) -> None:
 
 def read_ozx(path: Any) -> list:
     """Layer data for one archive; on failure a notification and napari's empty result."""
-    from . import guard
+    from .read import guard
     from .ome import read_layers
     from .ome.labels import paint_budget
 

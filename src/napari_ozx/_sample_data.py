@@ -1,7 +1,7 @@
 """Sample data: a small ``.ozx`` made on the spot (synthetic cells, two channels, labels).
 
 Made by our own code, offline: pixels from a seeded generator, OME-Zarr 0.5 metadata written
-with zarr, packed by :func:`napari_ozx.pack.pack` (RFC-9 order, STORED, ZIP64, jsonFirst).
+with zarr, packed by :func:`napari_ozx.tools.pack.pack` (RFC-9 order, STORED, ZIP64, jsonFirst).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def write_sample_directory(root: str | os.PathLike, n_levels: int = 2) -> Path:
 
 def write_sample(path: str | os.PathLike) -> Path:
     """Write the sample archive to ``path`` (an ``.ozx``) and return the path."""
-    from .pack import pack
+    from .tools.pack import pack
 
     with tempfile.TemporaryDirectory(prefix="napari-ozx-sample-") as d:
         src = write_sample_directory(Path(d) / "cells.zarr")

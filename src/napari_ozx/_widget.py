@@ -2,7 +2,7 @@
 
 Choose the image and labels layers, the storage (chunk and shard shape, codec and level), the
 pyramid (levels, method) and the output path; the export runs in a worker thread
-(:func:`napari_ozx.write.write_layers`), with a progress bar (shards written / total) in the
+(:func:`napari_ozx.save.api.write_layers`), with a progress bar (shards written / total) in the
 widget and in napari's activity dock, and a Cancel button.  Success and failure are napari
 notifications; a cancelled or failed export leaves the destination as it was.
 
@@ -33,9 +33,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import pyramid as P
+from .save import pyramid as P
 from ._writer import UNSTORABLE_WHY
-from .write import CODECS, WriteCancelled, write_layers
+from .save.api import CODECS, WriteCancelled, write_layers
 
 AUTO = "auto"
 

@@ -1,6 +1,6 @@
 """npe2 writer: napari layers (images and labels) -> one ``.ozx``.
 
-Glue only: :func:`napari_ozx.write.write_layers` does the work; this shows a napari progress
+Glue only: :func:`napari_ozx.save.api.write_layers` does the work; this shows a napari progress
 bar (shards written / total) and returns ``[path]`` once the archive is complete on disk.
 
 The manifest offers this writer for selections that hold at least one image or labels layer,
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .write import write_layers
+from .save.api import write_layers
 
 EXTENSION = ".ozx"
 STORABLE = ("image", "labels")

@@ -51,7 +51,7 @@ def _info(args: argparse.Namespace) -> int:
     import json
 
     from .errors import OzxError
-    from .info import describe, format_description
+    from .tools.info import describe, format_description
 
     status = 0
     docs = []
@@ -72,7 +72,7 @@ def _info(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     import json
 
-    from .validate import validate
+    from .tools.validate import validate
 
     reports = []
     status = 0
@@ -108,7 +108,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _pack(args: argparse.Namespace) -> int:
     from .errors import OzxError
-    from .pack import pack
+    from .tools.pack import pack
 
     bar = _Progress("packing", args.progress)
     try:
@@ -124,7 +124,7 @@ def _pack(args: argparse.Namespace) -> int:
 
 def _unpack(args: argparse.Namespace) -> int:
     from .errors import OzxError
-    from .pack import unpack
+    from .tools.pack import unpack
 
     bar = _Progress("unpacking", args.progress)
     try:

@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from ..provenance import lazy
+from ..read.provenance import lazy
 
 # Dask pays per chunk (building a graph of a million chunks takes ~0.3 s) while reading a bigger
 # chunk than napari shows costs bytes: slicing a dask chunk reads all of it.  So only TINY zarr

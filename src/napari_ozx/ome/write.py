@@ -195,7 +195,7 @@ def multiscales_metadata(
     if method is not None and len(paths) > 1:
         ms["type"] = method
         ms["metadata"] = {
-            "method": f"napari_ozx.pyramid.downsample({method!r})",
+            "method": f"napari_ozx.save.pyramid.downsample({method!r})",
             "description": "factor 2 on y/x (and z while isotropic) per level",
         }
     return [ms]

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Iterable
 from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
-from .store import byte_request_bounds
-from .zip.writer import OzxWriter
+from ..read.store import byte_request_bounds
+from ..zip.writer import OzxWriter
 
 __all__ = ["OzxWriteStore"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_checksums import _save, flip_byte
+from test_save_checksums import _save, flip_byte
 
 pytestmark = pytest.mark.gui
 

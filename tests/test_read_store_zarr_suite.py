@@ -2,7 +2,7 @@
 
 OzxStore is read-only, so the suite's ``set`` helper puts a key by rewriting the archive (our raw
 writer, RFC-9 style) and reopening it under the same store object; the suite's tests that write
-through the store itself are replaced by read-only equivalents below.  (test_store_contract.py
+through the store itself are replaced by read-only equivalents below.  (test_read_store_contract.py
 checks the same surface against LocalStore over the same files.)
 """
 

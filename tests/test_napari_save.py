@@ -29,7 +29,7 @@ import napari_ozx
 from napari_ozx import open_ozx, write_ozx
 from napari_ozx.cli import main as cli
 from napari_ozx.errors import OzxError
-from napari_ozx.write import WriteCancelled, write_layers
+from napari_ozx.save.api import WriteCancelled, write_layers
 
 IMAGE_SHAPE = (6, 300, 260)  # z, y, x: odd sizes, several shards per level
 SCALE = (2.0, 0.5, 0.5)
@@ -300,7 +300,7 @@ def test_storage_options_are_honoured(tmp_path):
 
 
 def test_default_storage_for_a_3d_volume():
-    from napari_ozx.write import StorageOptions
+    from napari_ozx.save.api import StorageOptions
 
     chunks, shards = StorageOptions().layout((300, 2048, 2048), ["space"] * 3, "uint16")
     assert chunks == (64, 64, 64)

@@ -198,8 +198,8 @@ def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, p
                                                                      monkeypatch):
     """Layer data from a damaged archive: the viewer's read answers fill value for the bad
     chunk (reported once); a save of that data fails naming the entry and writes nothing."""
-    from napari_ozx import guard
-    from napari_ozx.write import write_layers
+    from napari_ozx.read import guard
+    from napari_ozx.save.api import write_layers
     from napari_ozx._reader import read_ozx
 
     bad = flip_byte(_save(tmp_path, pixels, "a.ozx", pyramid_levels=1), tmp_path / "bad.ozx")

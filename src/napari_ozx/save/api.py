@@ -41,13 +41,14 @@ import dask.array as da
 import numpy as np
 
 from . import cascade as C
-from . import provenance, rawcopy
+from ..read import provenance
+from . import rawcopy
 from . import pyramid as P
-from .errors import OzxError
-from .ome import write as M
+from ..errors import OzxError
+from ..ome import write as M
 from .shards import (ShardCollector, WriteCancelled, Work, encode_task, n_shards, read_shard,
                      slab_chunks, slab_regions, stream)
-from .storage import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
+from .options import CODECS, SHARD_BYTES, StorageOptions, default_chunks, default_shards
 
 __all__ = ["write_ozx", "write_layers", "WriteCancelled", "StorageOptions", "Plan", "plan_layers",
            "default_chunks", "default_shards", "CODECS", "SHARD_BYTES"]
@@ -387,7 +388,7 @@ def _meaningful(meta: Mapping, ndim: int) -> bool:
 class _Job:
     def __init__(self, path, plan: Plan, storage: StorageOptions, *, progress, cancel,
                  pyramid_from: str):
-        from .write_store import OzxWriteStore
+        from .store import OzxWriteStore
 
         self.path = os.fspath(path)
         self.plan = plan
@@ -559,7 +560,7 @@ class _Job:
                      cascade: bool = False) -> None:
         """Write level ``k``; with ``cascade``, every level below it too, each built from the
         inner chunks of the one above as they are encoded (:mod:`.cascade`)."""
-        from .sharding import ShardEncoder
+        from .encoder import ShardEncoder
 
         name, meta, shape, shards = arrays[k]
         if tuple(level.shape) != tuple(shape):
@@ -622,7 +623,7 @@ class _Job:
                            archive=self.path)
 
     def _read_back(self, name, meta, shape, shards, dtype) -> da.Array:
-        from .sharding import ShardEncoder
+        from .encoder import ShardEncoder
 
         tmp = self.writer.temporary_path
         encoder = ShardEncoder.from_metadata(meta)
@@ -873,7 +874,7 @@ def write_layers(
                        image_method=image_method, labels_method=labels_method,
                        default_name=os.path.splitext(os.path.basename(os.fspath(path)))[0])
     job = _Job(path, plan, storage, progress=progress, cancel=cancel, pyramid_from=pyramid_from)
-    from .guard import strict_reads
+    from ..read.guard import strict_reads
 
     with strict_reads():  # a chunk that cannot be read fails the save, never saved as blank
         return job.run()

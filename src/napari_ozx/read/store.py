@@ -17,8 +17,8 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
-from .zip import ByteSource, ZipArchive, is_metadata_name
-from .zip.remote import is_url
+from ..zip import ByteSource, ZipArchive, is_metadata_name
+from ..zip.remote import is_url
 
 __all__ = ["OzxStore", "open_ozx"]
 
@@ -78,7 +78,7 @@ class OzxStore(Store):
         super().__init__(read_only=True)
         if not isinstance(archive, ZipArchive):
             if is_url(archive):
-                from .zip.remote import open_remote_archive
+                from ..zip.remote import open_remote_archive
 
                 archive = open_remote_archive(
                     archive, storage_options, verify_crc=verify_crc
@@ -253,7 +253,7 @@ def _open_root(store: OzxStore, path, **kwargs: Any) -> zarr.Group | zarr.Array:
     TensorStore, say); no root metadata at all is :class:`~napari_ozx.NotOmeZarrError`."""
     from zarr.errors import NodeNotFoundError
 
-    from .errors import NotOmeZarrError
+    from ..errors import NotOmeZarrError
 
     try:
         return zarr.open_group(store=store, mode="r", **kwargs)

@@ -1,4 +1,4 @@
-"""Our shard encoder (napari_ozx.sharding) against zarr-python's ShardingCodec: the same bytes
+"""Our shard encoder (napari_ozx.save.encoder) against zarr-python's ShardingCodec: the same bytes
 for every layout the save writes, whatever boxes the pixels come in."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from zarr.codecs import (BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, Shardin
 from zarr.core.indexing import morton_order_iter
 from zarr.storage import MemoryStore
 
-from napari_ozx.sharding import Grid, ShardEncoder, morton_order
+from napari_ozx.save.encoder import Grid, ShardEncoder, morton_order
 
 
 def _zarr_array(shape, shards, chunks, dtype, inner, *, crc=True, location="end"):

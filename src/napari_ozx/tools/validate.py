@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import NotAZipError, OzxError, UnsupportedFeatureError
-from .zip import ZipArchive
-from .zip import records as R
+from ..errors import NotAZipError, OzxError, UnsupportedFeatureError
+from ..zip import ZipArchive
+from ..zip import records as R
 
 __all__ = ["Finding", "Report", "validate", "ERROR", "WARNING"]
 
@@ -261,7 +261,7 @@ def _check_local_names(archive: ZipArchive, index, out: _Collector) -> None:
     """Every central-directory name against the name in its entry's local header (a mangled
     directory name would otherwise turn a chunk silently into fill value).  Headers are read
     in file order, many per read where entries are small."""
-    from .zip.parse import NeedBytes, local_header_name
+    from ..zip.parse import NeedBytes, local_header_name
 
     offsets = np.asarray(index.header_offset, dtype=np.int64)
     order = np.argsort(offsets, kind="stable")

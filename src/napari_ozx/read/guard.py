@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import OzxWarning
+from ..errors import OzxWarning
 
 __all__ = ["Guarded", "ChunkReadWarning", "set_reporter", "reported", "forget", "strict_reads"]
 

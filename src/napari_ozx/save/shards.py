@@ -29,8 +29,8 @@ import dask
 import dask.threaded
 import numpy as np
 
-from .errors import OzxError
-from .zip.writer import _pwrite_all
+from ..errors import OzxError
+from ..zip.writer import _pwrite_all
 
 __all__ = ["WriteCancelled", "Work", "Spill", "ShardCollector", "encode_task", "slab_chunks",
            "slab_regions", "read_shard", "n_shards", "stream"]
@@ -61,7 +61,7 @@ def encode_task(parts: Iterable, meta_json: bytes, boxes: list, unique: bool, st
     """
     from .cascade import piece_box
     from .pyramid import downsample_block
-    from .sharding import ShardEncoder
+    from .encoder import ShardEncoder
 
     encoder = ShardEncoder.from_metadata(meta_json)
     if encoder is None:  # the save creates only layouts it covers
@@ -84,7 +84,7 @@ def slab_chunks(shape, shards, chunks, step=None, source_chunks=None) -> tuple:
     shard holds several inner chunks): whole layers of inner chunks and of downsampling
     windows, cut only where a chunk of ``source_chunks`` ends (so no source chunk is computed
     twice for one shard)."""
-    from .sharding import Grid
+    from .encoder import Grid
 
     out = list(Grid(tuple(shape), tuple(shards)).dask_chunks)
     axis = next((i for i, (k, c, s) in enumerate(zip(shards, chunks, shape))

@@ -387,7 +387,7 @@ def test_a_bare_array_archive_opens(make_napari_viewer, tmp_path, capsys):
 
 
 def test_a_comment_less_zip_opens_without_warnings(make_napari_viewer, tmp_path, notifications):
-    from napari_ozx.validate import validate
+    from napari_ozx.tools.validate import validate
 
     src = tmp_path / "img.ozx"
     napari_ozx.write_ozx(src, _image(np.random.default_rng(8)))
@@ -553,7 +553,7 @@ def test_ngff_zarr_0_6_archive_is_placed_as_napari_ome_zarr_places_it(make_napar
     (theirs,) = _open_ome_zarr(viewer, path)
     np.testing.assert_allclose(_corners_in_world(ours), _corners_in_world(theirs), atol=1e-9)
 
-    from napari_ozx.info import describe
+    from napari_ozx.tools.info import describe
 
     assert [ms["axes"] for ms in describe(path)["multiscales"]] == [["y", "x"]]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 
-from .zip import ZipArchive
-from .zip.remote import is_url
+from ..zip import ZipArchive
+from ..zip.remote import is_url
 
 __all__ = ["describe", "format_description"]
 
@@ -19,7 +19,7 @@ __all__ = ["describe", "format_description"]
 def describe(path: str | os.PathLike) -> dict:
     """A JSON-able description of the archive at ``path``."""
     if is_url(path):  # https://, s3://, any fsspec URL: the same few ranged requests
-        from .zip.remote import open_remote_archive
+        from ..zip.remote import open_remote_archive
 
         opened = open_remote_archive(path, warn=False)
     else:

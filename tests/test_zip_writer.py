@@ -21,7 +21,7 @@ import zarr
 from archives import layout
 from napari_ozx import open_ozx
 from napari_ozx.errors import NotOmeZarrError, OzxError
-from napari_ozx.write_store import OzxWriteStore
+from napari_ozx.save.store import OzxWriteStore
 from napari_ozx.zip import ZipArchive
 from napari_ozx.zip import records as R
 from napari_ozx.zip.writer import PADDING_EXTRA_ID, OzxWriter

@@ -17,10 +17,10 @@ import os
 import zlib
 from collections.abc import Callable
 
-from .errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError, WriteError
-from .zip import ZipArchive
-from .zip import records as R
-from .zip.writer import OzxWriter, rfc9_sort_key
+from ..errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError, WriteError
+from ..zip import ZipArchive
+from ..zip import records as R
+from ..zip.writer import OzxWriter, rfc9_sort_key
 
 __all__ = ["pack", "unpack", "check_ome_zarr_dir"]
 
@@ -197,7 +197,7 @@ def unpack(
 
 
 def _reason(e: OSError) -> str:
-    from .zip.writer import os_reason
+    from ..zip.writer import os_reason
 
     return os_reason(e)
 

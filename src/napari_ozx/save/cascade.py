@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .sharding import Grid, Region
+from .encoder import Grid, Region
 
 __all__ = ["Grid", "Assembly", "aligned", "visit_order", "piece_box"]
 

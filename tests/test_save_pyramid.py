@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from napari_ozx.pyramid import build_pyramid, downsample, downsample_block, plan_factors
+from napari_ozx.save.pyramid import build_pyramid, downsample, downsample_block, plan_factors
 
 SPACE2 = ["space", "space"]
 SPACE3 = ["space", "space", "space"]

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import OzxError
+from ..errors import OzxError
 
 __all__ = ["add_labels"]
 
@@ -23,8 +23,8 @@ def _image_layers(path: str) -> tuple[list, list]:
     archive at ``path``."""
     from napari.layers.utils.stack_utils import split_channels
 
-    from ._reader import _for_napari, _layer_name, _open_root, _token
-    from .ome import read_layers
+    from .._reader import _for_napari, _layer_name, _open_root, _token
+    from ..ome import read_layers
 
     group = _open_root(path)
     attrs = group.attrs.asdict().get("ome", group.attrs.asdict())
@@ -71,11 +71,11 @@ def add_labels(
     duplicate entries, and is replaced atomically (a failure leaves it as it was).  ``data``
     has the image's spatial shape (or its own ``scale``/``translate``, per spatial axis);
     ``colormap`` and ``features`` are as for a napari Labels layer.  ``options`` go to
-    :func:`napari_ozx.write.write_layers` (``pyramid_levels``, ``labels_method``, ...; storage
+    :func:`napari_ozx.save.api.write_layers` (``pyramid_levels``, ``labels_method``, ...; storage
     options there apply to the new label image and force everything else to be encoded again
     unless already laid out that way).
     """
-    from .write import write_layers
+    from .api import write_layers
 
     path = os.fspath(path)
     images, labels = _image_layers(path)

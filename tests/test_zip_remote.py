@@ -18,7 +18,7 @@ import zarr
 import napari_ozx
 from archives import environment_has_zip, many_entry_archive, many_row, zip_infozip, zip_stdlib
 from napari_ozx import OzxError
-from napari_ozx.write_store import OzxWriteStore
+from napari_ozx.save.store import OzxWriteStore
 from napari_ozx.zip.remote import (
     ArchiveChangedError,
     RangeNotSupportedError,

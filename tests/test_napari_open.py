@@ -88,7 +88,7 @@ def test_zipped_v04_dataset_reads_quietly(make_napari_viewer, v04_zip, notificat
     warning pops up; the log says it once and ``validate`` reports it."""
     import logging
 
-    from napari_ozx.validate import validate
+    from napari_ozx.tools.validate import validate
 
     viewer = make_napari_viewer()
     with caplog.at_level(logging.INFO, logger="napari_ozx"):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import provenance
+from ..read import provenance
 
 __all__ = ["Copy", "Copier", "plan_copy", "source_label_values"]
 

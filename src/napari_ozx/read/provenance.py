@@ -2,7 +2,7 @@
 
 The reader makes every lazy array through :func:`lazy`, which registers it: a dask array named by the
 archive (path, size and modification time), the array path, shape, dtype and chunks, reading one
-zarr array of an open :class:`~napari_ozx.store.OzxStore`.  Any operation on a dask array makes
+zarr array of an open :class:`~napari_ozx.read.store.OzxStore`.  Any operation on a dask array makes
 a new graph with a new name, so a level whose dask name is registered holds exactly the pixels
 of that zarr array, and the zarr array's entries can be copied as they are stored.  The store
 reads through the file descriptor it opened, so the bytes copied are the bytes shown, even after

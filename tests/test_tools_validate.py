@@ -25,9 +25,9 @@ from archives import (
     write_raw_zip,
     zip_stdlib,
 )
-from napari_ozx.pack import pack
-from napari_ozx.validate import ERROR, WARNING, validate
-from napari_ozx.write_store import OzxWriteStore
+from napari_ozx.tools.pack import pack
+from napari_ozx.tools.validate import ERROR, WARNING, validate
+from napari_ozx.save.store import OzxWriteStore
 from napari_ozx.zip import records as R
 from napari_ozx.zip.writer import OzxWriter
 
