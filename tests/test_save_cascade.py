@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from napari_ozx import open_ozx, write_ozx
-from napari_ozx.save.cascade import Assembly, Grid, aligned, piece_box, visit_order
+from napari_ozx.save.cascade import Assembly, aligned, piece_box, visit_order
+from napari_ozx.save.grid import Grid
 from napari_ozx.save.pyramid import build_pyramid, plan_factors
-from napari_ozx.save.shards import slab_chunks, slab_regions
+from napari_ozx.save.tasks import slab_chunks, slab_regions
 
 
 def _pixels(seed, shape, high=4000, dtype="uint16"):
@@ -88,7 +89,7 @@ def test_every_source_block_is_computed_once(tmp_path):
 
 
 def test_unaligned_chunks_fall_back_to_reading_the_level_back(tmp_path, monkeypatch):
-    from napari_ozx.save.api import _Job
+    from napari_ozx.save.job import Job as _Job
 
     read_back = []
     real = _Job._read_back
@@ -228,7 +229,7 @@ def test_no_encoded_shard_of_the_written_level_is_held(tmp_path):
 @pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "tempfile"])
 def test_spilled_shards_wait_in_an_unnamed_file(tmp_path, monkeypatch, tmpfile):
     """Lower-level shards wait on disk: the save gives the same archive, leaves no file."""
-    from napari_ozx.save.shards import Spill
+    from napari_ozx.save.spill import Spill
 
     if not tmpfile:  # a file system without O_TMPFILE
         import errno

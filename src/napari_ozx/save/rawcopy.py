@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import WriteCancelled
 from ..read import provenance
 
 __all__ = ["Copy", "Copier", "plan_copy", "source_label_values"]
@@ -148,8 +149,6 @@ class Copier:
             if self._error is not None:
                 raise self._error
             if self.cancelled():
-                from .shards import WriteCancelled
-
                 raise WriteCancelled("cancelled")
 
 
