@@ -11,6 +11,7 @@ written, so that the archive holds each shard as one entry, level-0 shards in vi
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -101,6 +102,9 @@ class ShardCollector:
             self._open[depth][index] = b
         return b
 
+    def _open_head(self, index: tuple[int, ...]) -> EntryStream:
+        return self.writer.open_entry(self._entry(0, index))
+
     def _streaming(self) -> bool:
         """Whether level k's head shard holds the archive's end (its entry is open)."""
         if self.head >= len(self.heads):
@@ -120,7 +124,9 @@ class ShardCollector:
     def _flush(self) -> None:
         while self._waiting:
             held = self._waiting.popleft()
-            self.writer.write_stream(held.entry, held.shard.blocks, held.shard.size)
+            # write_stream takes any buffer (it CRCs and pwrites them), not only bytes
+            self.writer.write_stream(held.entry, held.shard.blocks,  # type: ignore[arg-type]
+                                     held.shard.size)
 
     def _advance(self) -> None:
         """Write level k's shards that are complete, in order; stream the next one."""
@@ -129,7 +135,7 @@ class ShardCollector:
             b = self._builder(0, index)
             if not b.complete:
                 if not b.streamed:
-                    b.stream_to(lambda i=index: self.writer.open_entry(self._entry(0, i)))
+                    b.stream_to(functools.partial(self._open_head, index))
                 return
             self.head += 1
             if not b.streamed:  # complete before its turn (or held whole: index at the start)

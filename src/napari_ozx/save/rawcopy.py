@@ -15,6 +15,7 @@ not, any codecs); with options given, only a source layout equal to the one thos
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -96,12 +97,10 @@ class Copier:
         self._jobs: list = []
         self._error: BaseException | None = None
         self._stop = False
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._copied = self._reported = 0
 
     def __enter__(self) -> Copier:
-        import threading
-
         for copy, target in self.copies:
             prefix = f"{copy.source.path}/"
             for name in copy.entries:
@@ -152,7 +151,7 @@ class Copier:
                 raise WriteCancelled("cancelled")
 
 
-def source_label_values(source) -> np.ndarray | None:
+def source_label_values(source: Any) -> np.ndarray | None:
     """The label values the source's label image lists (``image-label`` colours and
     properties), which the copy keeps; None when it lists none."""
     import zarr
@@ -160,12 +159,16 @@ def source_label_values(source) -> np.ndarray | None:
     parent = source.path.rsplit("/", 1)[0] if "/" in source.path else ""
     try:
         group = zarr.open_group(source.store, path=parent, mode="r")
-        label = group.attrs.asdict().get("ome", {}).get("image-label") or {}
-    except Exception:
+        ome = group.attrs.asdict().get("ome")
+    except Exception:  # no readable group above the array: it lists no values
+        return None
+    label = ome.get("image-label") if isinstance(ome, dict) else None
+    if not isinstance(label, dict):
         return None
     values = set()
     for key in ("colors", "properties"):
-        for item in label.get(key) or []:
+        items = label.get(key)
+        for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and "label-value" in item:
                 try:
                     values.add(int(item["label-value"]))
