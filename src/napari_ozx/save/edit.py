@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import OzxError
+from .api import write_layers
 
 __all__ = ["add_labels"]
 
@@ -75,8 +76,6 @@ def add_labels(
     options there apply to the new label image and force everything else to be encoded again
     unless already laid out that way).
     """
-    from .api import write_layers
-
     path = os.fspath(path)
     images, labels = _image_layers(path)
     if not images:
