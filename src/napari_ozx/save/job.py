@@ -192,7 +192,7 @@ class Job:
         return arr.metadata.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
 
     def _create_array(self, ap: ArrayPlan, k: int) -> StoredLevel:
-        name = f"{ap.path}/{k}" if ap.path else str(k)
+        name = ap.level_path(k)
         copy = self.copies.get((ap.path, k))
         meta = copy.metadata if copy is not None else self._array_metadata(ap, k)
         self.writer.set_metadata(f"{name}/zarr.json", meta)
@@ -334,7 +334,7 @@ class Job:
 
     def _read_level(self, ap: ArrayPlan, k: int) -> da.Array:
         """Level ``k`` of ``ap`` as written (for the contrast limits sampled from it)."""
-        name = f"{ap.path}/{k}" if ap.path else str(k)
+        name = ap.level_path(k)
         meta = self.writer.get(f"{name}/zarr.json")
         if meta is None:
             raise OzxError(f"level {name} has no zarr.json", archive=self.path,

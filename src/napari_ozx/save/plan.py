@@ -58,6 +58,10 @@ class ArrayPlan:
     def types(self) -> list[str | None]:
         return [a.get("type") for a in self.axes]
 
+    def level_path(self, k: int) -> str:
+        """The path of level ``k``'s array in the archive ("0", "labels/cells/1")."""
+        return f"{self.path}/{k}" if self.path else str(k)
+
     @property
     def n_levels(self) -> int:
         """Levels written: those given and those computed."""
