@@ -403,8 +403,9 @@ class ShardBuilder(Generic[SinkT]):
         order = [local for local in enc.order if local in held]
         spans, pos = {}, 0
         for local in order:
-            spans[local] = (pos, held[local][1])
-            pos += held[local][1]
+            _, length = held[local]
+            spans[local] = (pos, length)
+            pos += length
         index = enc.index_bytes(spans, enc.index_size if enc.index_at_start else 0)
         hold = self._hold
 

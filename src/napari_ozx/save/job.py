@@ -139,7 +139,7 @@ class Job:
             if self.plan.labels:
                 labels = root.create_group("labels")
                 for ap in self.plan.labels:
-                    labels.create_group(ap.path.split("/", 1)[1])
+                    labels.create_group(ap.label_name)
             arrays = {ap.path: [self._create_array(ap, k) for k in range(ap.n_levels)]
                       for ap in self.plan.arrays()}
             # Stored entries to copy take their places first and are copied by a thread while
@@ -353,7 +353,7 @@ class Job:
         root.attrs.update({"ome": ome, **({"napari-ozx": img.napari} if img.napari else {})})
         if not self.plan.labels:
             return
-        names = [ap.path.split("/", 1)[1] for ap in self.plan.labels]
+        names = [ap.label_name for ap in self.plan.labels]
         zarr.open_group(self.store, path="labels", mode="r+").attrs.update(
             {"ome": {"version": OME_VERSION, "labels": names}})
         for ap in self.plan.labels:

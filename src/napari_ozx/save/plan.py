@@ -58,6 +58,12 @@ class ArrayPlan:
     def types(self) -> list[str | None]:
         return [a.get("type") for a in self.axes]
 
+    @property
+    def label_name(self) -> str:
+        """A label image's name under ``labels/`` (its group, and its entry in the labels
+        list)."""
+        return self.path.split("/", 1)[1]
+
     def level_path(self, k: int) -> str:
         """The path of level ``k``'s array in the archive ("0", "labels/cells/1")."""
         return f"{self.path}/{k}" if self.path else str(k)
