@@ -34,7 +34,7 @@ def _cells(size: int = SIZE, n: int = N_CELLS, seed: int = 4):
     labels = np.zeros((size, size), np.uint16)
     centres = rng.uniform(40, size - 40, size=(n, 2))
     radii = rng.uniform(12, 22, size=n)
-    for i, ((cy, cx), r) in enumerate(zip(centres, radii), start=1):
+    for i, ((cy, cx), r) in enumerate(zip(centres, radii, strict=True), start=1):
         d = np.hypot(yy - cy, xx - cx)
         nuclei += 2500 * np.exp(-((d / (0.6 * r)) ** 2))
         membrane += 1600 * np.exp(-(((d - 1.6 * r) / 2.5) ** 2))
