@@ -61,7 +61,7 @@ def infer_axis_names(ndim: int, labels: Sequence[str] | None = None,
     names = ["y", "x"][-ndim:] if ndim else []
     for i in range(ndim - len(names) - 1, -1, -1):
         kind = unit_kind(units[i]) if units is not None and i < len(units) else None
-        name = {"space": "z", "time": "t"}.get(kind)
+        name = None if kind is None else {"space": "z", "time": "t"}.get(kind)
         if name is None or name in names:
             name = f"dim_{i}"
         names.insert(0, name)

@@ -245,7 +245,7 @@ def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progr
         if int(index.method[row]) == R.METHOD_STORED:
             crc = 0
             for start in range(0, size, _BLOCK):
-                block = archive.read(name, start, min(size, start + _BLOCK))
+                block = _read(archive, name, start, min(size, start + _BLOCK))
                 crc = zlib.crc32(block, crc)
                 _write_all(fd, block)
                 if progress is not None:
@@ -255,12 +255,19 @@ def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progr
                 raise CorruptArchiveError(f"CRC-32 mismatch (data {crc:08x}, directory "
                                           f"{want:08x})", entry=name)
         else:
-            data = archive.read(name)  # checks its CRC-32
+            data = _read(archive, name)  # checks its CRC-32
             _write_all(fd, data)
             if progress is not None:
                 progress(len(data))
     finally:
         os.close(fd)
+
+
+def _read(archive: ZipArchive, name: str, start: int = 0, stop: int | None = None) -> bytes:
+    data = archive.read(name, start, stop)
+    if data is None:  # the name comes from the archive's own index: it cannot be absent
+        raise CorruptArchiveError("listed in the central directory but not found", entry=name)
+    return data
 
 
 def _write_all(fd: int, data: bytes) -> None:
