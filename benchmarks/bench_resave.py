@@ -122,7 +122,7 @@ def check(src: str, out: str) -> None:
     with zipfile.ZipFile(src) as a, zipfile.ZipFile(out) as b:
         old = {i.filename: i.CRC for i in a.infolist() if not i.filename.endswith("zarr.json")}
         new = {i.filename: i.CRC for i in b.infolist()}
-    assert all(new.get(n) == c for n, c in old.items()), "image entries not copied"
+    assert old and all(new.get(n) == c for n, c in old.items()), "image entries not copied"
     g = open_ozx(out)
     shape = g["0"].shape
     np.testing.assert_array_equal(g["labels/cells/0"][shape[0] // 2, 10:40, 10:40],

@@ -15,33 +15,21 @@ import pytest
 import zarr
 
 from archives import (
+    ROOT_META,
     hierarchy_bytes,
     layout,
     make_v2_hierarchy,
-    make_v3_hierarchy,
-    many_entry_archive,
     write_raw_zip,
 )
 from napari_ozx import open_ozx
 from napari_ozx.cli import main
 from napari_ozx.zip import source as source_mod
 
-ROOT = json.dumps(
-    {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5"}}}
-).encode()
-
 
 def run(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(map(str, argv)))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture(scope="module")
-def hierarchy(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
-    d = tmp_path_factory.mktemp("cli") / "image.zarr"
-    pixels = make_v3_hierarchy(d, shards="end")
-    return d, pixels
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +119,7 @@ def test_unpack_refuses_a_non_empty_directory_unless_forced(packed, tmp_path, ca
 
 @pytest.mark.parametrize("bad", ["../evil.txt", "/tmp/abs-evil.txt", "a/../../evil.txt"])
 def test_unpack_never_writes_outside(tmp_path, capsys, bad):
-    arc = write_raw_zip(tmp_path / "evil.ozx", [("zarr.json", ROOT), (bad, b"pwned")],
+    arc = write_raw_zip(tmp_path / "evil.ozx", [("zarr.json", ROOT_META), (bad, b"pwned")],
                         zip64=True)
     dest = tmp_path / "sub" / "out"
     code, _, err = run(capsys, "unpack", arc, dest)
@@ -144,7 +132,7 @@ def test_unpack_never_writes_outside(tmp_path, capsys, bad):
 def test_unpack_does_not_follow_a_symlink_in_the_destination(tmp_path, capsys):
     outside = tmp_path / "outside"
     outside.mkdir()
-    arc = write_raw_zip(tmp_path / "a.ozx", [("zarr.json", ROOT), ("a/c/0", b"data")],
+    arc = write_raw_zip(tmp_path / "a.ozx", [("zarr.json", ROOT_META), ("a/c/0", b"data")],
                         zip64=True)
     dest = tmp_path / "dest"
     dest.mkdir()
@@ -202,14 +190,8 @@ def test_info_on_a_non_zip_fails_cleanly(tmp_path, capsys):
     assert code == 2 and str(p) in err
 
 
-@pytest.fixture(scope="module")
-def million(tmp_path_factory) -> Path:
-    return many_entry_archive(tmp_path_factory.mktemp("m") / "million.ozx", 1_000_000,
-                              zip64=True)
-
-
 @pytest.mark.slow
-def test_info_on_a_million_entries_reads_only_the_json_prefix(million, capsys, monkeypatch):
+def test_info_on_a_million_entries_reads_only_the_json_prefix(million_ozx, capsys, monkeypatch):
     read = []
     orig = source_mod.LocalFile.read
 
@@ -219,7 +201,7 @@ def test_info_on_a_million_entries_reads_only_the_json_prefix(million, capsys, m
 
     monkeypatch.setattr(source_mod.LocalFile, "read", counting)
     t0 = time.perf_counter()
-    code, out, _ = run(capsys, "info", million, "--json")
+    code, out, _ = run(capsys, "info", million_ozx, "--json")
     elapsed = time.perf_counter() - t0
     assert code == 0
     d = json.loads(out)
@@ -227,7 +209,7 @@ def test_info_on_a_million_entries_reads_only_the_json_prefix(million, capsys, m
     assert d["central_directory_fully_read"] is False
     assert [n["path"] for n in d["nodes"]] == ["", "a"]
     total = sum(read)
-    size = million.stat().st_size
+    size = million_ozx.stat().st_size
     assert total < 256 * 1024, f"read {total} bytes of a {size}-byte archive"
     print(f"info on 1M entries: {elapsed * 1e3:.1f} ms, {total} bytes read")
 
@@ -246,7 +228,7 @@ def test_validate_exit_codes(packed, tmp_path, capsys):
     assert code == 0 and "no-comment" in out
     code, out, _ = run(capsys, "validate", "--strict", no_comment)
     assert code == 1 and "FAILED" in out
-    dup = write_raw_zip(tmp_path / "dup.ozx", [("zarr.json", ROOT), ("x", b"1"), ("x", b"2")],
+    dup = write_raw_zip(tmp_path / "dup.ozx", [("zarr.json", ROOT_META), ("x", b"1"), ("x", b"2")],
                         zip64=True)
     code, out, _ = run(capsys, "validate", dup, packed)
     assert code == 1
@@ -277,7 +259,7 @@ def test_console_script_is_installed(packed):
 def test_unpack_refuses_symlink_entries_from_infozip(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
-    (src / "zarr.json").write_bytes(ROOT)
+    (src / "zarr.json").write_bytes(ROOT_META)
     os.symlink("/etc/passwd", src / "link")
     arc = tmp_path / "links.ozx"
     subprocess.run(["zip", "-q", "-0", "-y", "-r", str(arc), "."], cwd=src, check=True)

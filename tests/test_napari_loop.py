@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from helpers import random_pixels
 from napari_ozx import add_labels, open_ozx, write_ozx
 from napari_ozx.cli import main as cli
 
@@ -23,7 +24,7 @@ SCALE = (0.5, 0.5)
 
 
 def _image(shape=(2, 300, 400), seed=1):
-    return np.random.default_rng(seed).integers(0, 1000, size=shape, dtype="uint16")
+    return random_pixels(shape, seed=seed, high=1000)
 
 
 def _cells(shape=(300, 400)):

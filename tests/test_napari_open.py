@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import CHANNELS, LABEL_COLORS, PLATE_COLS, PLATE_ROWS, PLATE_WELLS
+from helpers import label_pixels, random_pixels
 
 pytestmark = pytest.mark.gui
 
@@ -55,9 +56,8 @@ def test_ome_zarr_py_archive(make_napari_viewer, ome_zarr_py_ozx):
     assert features.loc[1, "class"] == "nucleus" and features.loc[2, "area"] == 900
 
     # the pixels are the ones ome-zarr-py wrote
-    from conftest import label_pixels, pixels
-
-    np.testing.assert_array_equal(np.asarray(actin.data[0][3]), pixels((2, 8, 128, 128))[1, 3])
+    np.testing.assert_array_equal(np.asarray(actin.data[0][3]),
+                                  random_pixels((2, 8, 128, 128))[1, 3])
     np.testing.assert_array_equal(cells.data[2], label_pixels()[2])
 
 
@@ -108,6 +108,7 @@ def test_zipped_v04_dataset_reads_quietly(make_napari_viewer, v04_zip, notificat
 def test_multiscale_level_transformations(make_napari_viewer, multiscale_transform_ozx):
     viewer = make_napari_viewer()
     _open(viewer, multiscale_transform_ozx)
+    assert len(viewer.layers[:2]) == 2  # the two channels
     for layer in viewer.layers[:2]:
         # dataset: scale (2, .5, .5), translation (5, 6, 7); then multiscale: scale z by 3,
         # translate x by 100

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import napari_ozx
-from conftest import label_pixels, pixels
+from helpers import label_pixels, random_pixels
 
 pytestmark = pytest.mark.gui
 
@@ -37,7 +37,7 @@ PYRAMIDS = {"napari-ozx", "ngff-zarr", "ome-zarr-py"}  # archives that store sev
 
 def _ours(path: Path, shape) -> Path:
     return Path(napari_ozx.write_ozx(
-        path, pixels((2, *shape), seed=5), labels={"cells": label_pixels(shape)},
+        path, random_pixels((2, *shape), seed=5), labels={"cells": label_pixels(shape)},
         axes="czyx", scale=(2.0, 0.5, 0.5), units="micrometer", channel_names=["DAPI", "GFP"],
         colormaps=["blue", "green"], contrast_limits=[(10, 3000), (20, 2500)]))
 
@@ -83,10 +83,10 @@ def _load_source(source, viewer, request) -> None:
             if layer.multiscale:
                 assert type(layer.data).__name__ == "MultiScaleData"
     elif source == "numpy":
-        viewer.add_image(pixels((240, 320), seed=9), name="raw", scale=(0.25, 0.5))
+        viewer.add_image(random_pixels((240, 320), seed=9), name="raw", scale=(0.25, 0.5))
         viewer.add_labels(label_pixels((1, 240, 320))[0], name="Labels", scale=(0.25, 0.5))
     else:
-        data = da.from_array(pixels((5, 120, 160), seed=11), chunks=(1, 64, 64))
+        data = da.from_array(random_pixels((5, 120, 160), seed=11), chunks=(1, 64, 64))
         viewer.add_image(data, name="stack", scale=(3.0, 0.5, 0.5), contrast_limits=(0, 4000))
 
     images = [layer for layer in viewer.layers if type(layer).__name__ == "Image"]

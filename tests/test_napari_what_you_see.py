@@ -411,8 +411,7 @@ PLATE_WELLS = ["A/1", "A/3", "B/2"]
 def labelled_plate(tmp_path_factory) -> tuple[Path, dict]:
     """An HCS plate (2 x 3, three wells, two fields) whose fields have ``labels/cells``,
     written by ome-zarr-py and zipped in RFC-9 order."""
-    from ome_zarr.writer import (write_image, write_labels, write_plate_metadata,
-                                 write_well_metadata)
+    from ome_zarr.writer import write_image, write_labels, write_plate_metadata, write_well_metadata
 
     from archives import zip_stdlib
 
@@ -485,9 +484,8 @@ def test_a_large_plate_with_labels_opens_in_seconds(tmp_path):
 
     import zarr
 
-    from napari_ozx._reader import read_ozx
-
     from archives import zip_stdlib
+    from napari_ozx._reader import read_ozx
 
     rows = [chr(ord("A") + i) for i in range(16)]
     cols = [str(i + 1) for i in range(24)]

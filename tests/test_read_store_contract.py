@@ -45,10 +45,13 @@ def pair(request, tmp_path_factory):
 
 
 def all_keys(local):
+    """Every key of the directory store, sorted; never empty (the tests loop over them)."""
     async def go():
         return sorted([k async for k in local.list()])
 
-    return run(go())
+    keys = run(go())
+    assert keys, "the directory store lists no key"
+    return keys
 
 
 REQUESTS = [

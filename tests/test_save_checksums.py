@@ -129,12 +129,13 @@ READERS = {"zarr ZipStore": read_zipstore, "TensorStore": read_tensorstore,
 def test_every_inner_chunk_carries_a_crc32c(tmp_path, pixels):
     path = _save(tmp_path, pixels, "a.ozx")
     with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            if name.endswith("zarr.json") and json.loads(z.read(name)).get("node_type") == \
-                    "array":
-                inner = json.loads(z.read(name))["codecs"][0]["configuration"]["codecs"]
-                assert [c["name"] for c in inner] == ["bytes", "zstd"], name
-                assert inner[1]["configuration"]["checksum"] is True, name
+        arrays = [name for name in z.namelist() if name.endswith("zarr.json")
+                  and json.loads(z.read(name)).get("node_type") == "array"]
+        assert arrays
+        for name in arrays:
+            inner = json.loads(z.read(name))["codecs"][0]["configuration"]["codecs"]
+            assert [c["name"] for c in inner] == ["bytes", "zstd"], name
+            assert inner[1]["configuration"]["checksum"] is True, name
     off = _save(tmp_path, pixels, "off.ozx", checksum=False)
     with zipfile.ZipFile(off) as z:
         inner = json.loads(z.read("0/zarr.json"))["codecs"][0]["configuration"]["codecs"]
@@ -198,9 +199,9 @@ def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, p
                                                                      monkeypatch):
     """Layer data from a damaged archive: the viewer's read answers fill value for the bad
     chunk (reported once); a save of that data fails naming the entry and writes nothing."""
+    from napari_ozx._reader import read_ozx
     from napari_ozx.read import guard
     from napari_ozx.save.api import write_layers
-    from napari_ozx._reader import read_ozx
 
     bad = flip_byte(_save(tmp_path, pixels, "a.ozx", pyramid_levels=1), tmp_path / "bad.ozx")
     import napari_ozx._reader as reader

@@ -12,12 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import sys
 import uuid
 
-import numpy as np
 import pytest
 
+from helpers import random_pixels
 from napari_ozx import write_ozx
 from napari_ozx.cli import main
 from napari_ozx.errors import OzxError, WriteError
@@ -69,7 +68,7 @@ def full_disk(tmp_path, monkeypatch):
 
 
 def _noise(shape, seed=0):  # incompressible: the archive is as big as the pixels
-    return np.random.default_rng(seed).integers(0, 65535, shape, dtype=np.uint16)
+    return random_pixels(shape, seed=seed, high=65535)
 
 
 def test_a_save_onto_a_full_disk_names_the_destination_and_the_size(full_disk):
