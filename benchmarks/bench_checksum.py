@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         print(f"| {k} | {enc:.3f} | {dec:.4f} | {enc / costs['off'][0]:.3f} | "
               f"{dec / costs['off'][1]:.3f} |")
     n_chunks = 1
-    for s_, c in zip(shape, (W.CHUNK,) * 3):
+    for s_, c in zip(shape, (W.CHUNK,) * 3, strict=True):
         n_chunks *= -(-s_ // c)
     extra = (costs["zstd checksum"][1] - costs["off"][1]) * n_chunks / 1e3
     cpu_off = min(r["cpu"] for r in read["off", 1])

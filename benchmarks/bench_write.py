@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     if ours_path and "napari-ozx" in results:
         check(shape, ours_path)
         os.remove(ours_path)
-    print(f"\n| tool | seconds | MiB/s | peak RSS MiB | output MiB |")
+    print("\n| tool | seconds | MiB/s | peak RSS MiB | output MiB |")
     print("|---|---|---|---|---|")
     for tool, r in results.items():
         print(f"| {tool} | {r['seconds']:.1f} | {gib * 1024 / r['seconds']:.0f} | "

@@ -304,7 +304,8 @@ def write_raw_zip(
                 else:
                     ext_c = ext_l = b""
                     s32, o32 = size, pos
-                hdr = LOCAL.pack(R.SIG_LOCAL, 45, utf8, 0, 0, 0x21, crc, s32, s32, len(nb), len(ext_l))
+                hdr = LOCAL.pack(R.SIG_LOCAL, 45, utf8, 0, 0, 0x21, crc, s32, s32, len(nb),
+                                 len(ext_l))
                 out.append(hdr)
                 out.append(nb)
                 out.append(ext_l)

@@ -161,7 +161,7 @@ def test_archive_layout_and_metadata(saved):
     assert shapes[0] == (2, *IMAGE_SHAPE)
     assert len(shapes) >= 3 and shapes[-1][2] <= 64 and shapes[-1][3] <= 64
     fz, z_spacing, xy_spacing = 1, SCALE[0], SCALE[1]
-    for k, (d, shape) in enumerate(zip(ms["datasets"], shapes)):
+    for k, (d, shape) in enumerate(zip(ms["datasets"], shapes, strict=True)):
         f = 2 ** k  # y and x halve at every level
         if k:  # z halves only once its spacing is no larger than that of y/x
             if z_spacing <= xy_spacing:
@@ -300,7 +300,7 @@ def test_default_storage_for_a_3d_volume():
 
     chunks, shards = StorageOptions().layout((300, 2048, 2048), ["space"] * 3, "uint16")
     assert chunks == (64, 64, 64)
-    assert all(s % c == 0 and s // c >= 2 for s, c in zip(shards, chunks))
+    assert all(s % c == 0 and s // c >= 2 for s, c in zip(shards, chunks, strict=True))
     assert 8 << 20 <= np.prod(shards) * 2 <= 64 << 20
     chunks, shards = StorageOptions().layout((3, 5000, 5000), ["channel", "space", "space"],
                                              "uint8")
@@ -329,7 +329,8 @@ def _exploding(shape, chunks, fail_at):
     def block(block_id=None):
         if block_id == fail_at:
             raise RuntimeError("disk on fire")
-        return np.full([c[i] for c, i in zip(chunks_t, block_id)], sum(block_id), "uint16")
+        block_shape = [c[i] for c, i in zip(chunks_t, block_id, strict=True)]
+        return np.full(block_shape, sum(block_id), "uint16")
 
     chunks_t = da.core.normalize_chunks(chunks, shape)
     return da.map_blocks(block, chunks=chunks_t, dtype="uint16")

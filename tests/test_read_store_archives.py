@@ -1,8 +1,9 @@
 """Every kind of archive a user may hold opens and reads back the bytes and pixels that were zipped.
 
 Archives come from the stdlib ``zipfile`` (stored, deflated, ZIP64 forced and not, with and without
-comment, data descriptors), Info-ZIP ``zip -0 -r`` (ZIP64 forced, streamed to a pipe), p7zip's ZIP writer, ngff-zarr's own ``.ozx`` writer and our raw writer (ZIP64 for
-every entry; > 65,535 entries; entries beyond 4 GiB in a sparse file).  Each is read through
+comment, data descriptors), Info-ZIP ``zip -0 -r`` (ZIP64 forced, streamed to a pipe), p7zip's
+ZIP writer, ngff-zarr's own ``.ozx`` writer and our raw writer (ZIP64 for every entry; > 65,535
+entries; entries beyond 4 GiB in a sparse file).  Each is read through
 ``open_ozx``, ``zarr.open_group``, ``zarr.open_array`` and ``dask.array.from_zarr``.
 """
 
@@ -190,7 +191,8 @@ def test_sharded_inner_chunks_read_by_range(archive_of_kind, kind):
     pixels = expected["0"]
     for y in range(0, pixels.shape[0], 16):
         for x in range(0, pixels.shape[1], 16):
-            np.testing.assert_array_equal(arr[y : y + 16, x : x + 16], pixels[y : y + 16, x : x + 16])
+            np.testing.assert_array_equal(arr[y : y + 16, x : x + 16],
+                                          pixels[y : y + 16, x : x + 16])
     d = da.from_zarr(arr, chunks=(16, 16))
     np.testing.assert_array_equal(d.compute(scheduler="threads"), pixels)
 
@@ -274,7 +276,8 @@ def test_offsets_and_sizes_beyond_4_gib(tmp_path):
     assert store.get_sync("big.bin", prototype=PROTO, byte_range=r).to_bytes() == bytes(16)
     suffix = store.get_sync("big.bin", prototype=PROTO, byte_range=SuffixByteRequest(10))
     assert suffix.to_bytes() == bytes(10)
-    off = store.get_sync("big.bin", prototype=PROTO, byte_range=OffsetByteRequest(info.uncompressed_size - 3))
+    off = store.get_sync("big.bin", prototype=PROTO,
+                         byte_range=OffsetByteRequest(info.uncompressed_size - 3))
     assert off.to_bytes() == bytes(3)
     assert store.get_sync("after-big", prototype=PROTO).to_bytes() == content["after-big"]
     # the stdlib agrees on every offset and size

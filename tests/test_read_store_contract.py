@@ -101,7 +101,7 @@ def test_get_partial_values_matches_local_store(pair):
     assert got[-1] is None
     got = got[:-1]
     assert len(got) == len(want)
-    for (k, r), w, g in zip(requests, want, got):
+    for (k, r), w, g in zip(requests, want, got, strict=True):
         if w is None:
             assert g is None, (k, r)
         else:
@@ -122,7 +122,8 @@ def test_exists_getsize_list_match_local_store(pair):
 
     assert run(lst(ozx, "list")) == keys
     for prefix in ["", "0", "0/", "0/c/", "labels/", "labels/cells/0/", "odd dir/", "zz"]:
-        assert run(lst(ozx, "list_prefix", prefix)) == run(lst(local, "list_prefix", prefix)), prefix
+        want = run(lst(local, "list_prefix", prefix))
+        assert run(lst(ozx, "list_prefix", prefix)) == want, prefix
     for prefix in ["", "0", "0/c", "labels", "labels/cells", "odd dir", "empty", "zz"]:
         assert run(lst(ozx, "list_dir", prefix)) == run(lst(local, "list_dir", prefix)), prefix
 

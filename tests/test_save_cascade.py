@@ -85,7 +85,8 @@ def test_unaligned_chunks_fall_back_to_reading_the_level_back(tmp_path, monkeypa
                         lambda self, *a: read_back.append(a[0]) or real(self, *a))
     img = random_pixels((95, 101), seed=3)
     out = tmp_path / "odd.ozx"
-    write_ozx(out, img, chunks=(5, 5), shards=(15, 15), pyramid_levels="full")  # 5 holds no whole 2x2 windows
+    # a chunk of 5 holds no whole 2x2 windows
+    write_ozx(out, img, chunks=(5, 5), shards=(15, 15), pyramid_levels="full")
     assert read_back[:2] == ["0", "1"]
     g = open_ozx(out)
     for k, ref in enumerate(reference_pyramid(img, (5, 5), ["space"] * 2, "mean")):
@@ -126,7 +127,7 @@ def test_visit_order_keeps_one_partial_shard_per_level():
     assert sorted(order) == list(range(len(level0)))
 
     def deliver(depth, region):
-        shape = tuple(-(-(b - a) // f) for (a, b), f in zip(region, steps[depth]))
+        shape = tuple(-(-(b - a) // f) for (a, b), f in zip(region, steps[depth], strict=True))
         for r, pixels in assemblies[depth].add(piece_box(region, steps[depth]),
                                                np.zeros(shape, "uint8")):
             completed[depth] += 1

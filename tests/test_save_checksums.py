@@ -1,6 +1,7 @@
 """Self-checking archives (issue 13, item 1): every inner chunk we write carries a checksum
-(zstd: the frame's content checksum; blosc, none: zarr's crc32c codec; gzip: its own CRC), so zarr-python (ZipStore), TensorStore (zip kvstore + zarr3), ngff-zarr and napari-ozx
-read our archives with identical pixels and refuse a chunk with one flipped byte.
+(zstd: the frame's content checksum; blosc, none: zarr's crc32c codec; gzip: its own CRC), so
+zarr-python (ZipStore), TensorStore (zip kvstore + zarr3), ngff-zarr and napari-ozx read our
+archives with identical pixels and refuse a chunk with one flipped byte.
 
 The damaged archives get their ZIP CRC-32 fields rewritten to match the flipped bytes: what
 refuses them is the chunk's own checksum, not the ZIP layer (a ranged read of a STORED entry
@@ -45,8 +46,8 @@ def _inner_chunks(path, entry):
         data = z.read(entry)
         meta = json.loads(z.read("0/zarr.json"))
     conf = meta["codecs"][0]["configuration"]
-    per_shard = np.prod([s // c for s, c in zip(meta["chunk_grid"]["configuration"]
-                                                 ["chunk_shape"], conf["chunk_shape"])])
+    shard_shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    per_shard = np.prod([s // c for s, c in zip(shard_shape, conf["chunk_shape"], strict=True)])
     crc = 4 if len(conf["index_codecs"]) == 2 else 0
     index = np.frombuffer(data[len(data) - 16 * per_shard - crc: len(data) - crc], "<u8")
     return [(int(o), int(n)) for o, n in index.reshape(-1, 2) if o != 2**64 - 1]

@@ -315,7 +315,8 @@ def test_deeper_metadata_before_shallower(tmp_path, hierarchy):
 
 def test_root_not_first_in_file(tmp_path):
     # Root listed first in the directory, but its bytes come after another entry's.
-    entries = [("a/zarr.json", SMALL_ARRAY_META), ("zarr.json", ROOT_META), ("a/c/0/0", SMALL_CHUNK)]
+    entries = [("a/zarr.json", SMALL_ARRAY_META), ("zarr.json", ROOT_META),
+               ("a/c/0/0", SMALL_CHUNK)]
     p = _raw(tmp_path / "late-root.ozx", entries, zip64=True)
     report = validate(p)
     assert _codes(report, WARNING) == {"not-breadth-first"}

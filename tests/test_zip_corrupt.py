@@ -208,18 +208,18 @@ def _set_end(path, lay, **kw):
 
 LIES = {
     # name: (fields as a function of the layout, must_fail)
-    "cd-offset-beyond-file": (lambda l: {"cd_offset": l.size + 100}, True),
-    "cd-offset-max": (lambda l: {"cd_offset": 0xFFFFFFFE}, True),
-    "cd-offset-too-small": (lambda l: {"cd_offset": l.cd_offset - 5}, True),
-    "cd-offset-too-big": (lambda l: {"cd_offset": l.cd_offset + 5}, True),
-    "cd-size-too-big": (lambda l: {"cd_size": l.cd_size + 46}, True),
-    "cd-size-huge": (lambda l: {"cd_size": 0xFFFFFFF0}, True),
-    "cd-size-too-small": (lambda l: {"cd_size": l.cd_size - 10}, True),
-    "cd-size-zero": (lambda l: {"cd_size": 0}, True),
-    "count-too-big": (lambda l: {"n_disk": N + 1, "n_total": N + 1}, True),
-    "count-too-small": (lambda l: {"n_disk": N - 1, "n_total": N - 1}, True),
-    "count-huge": (lambda l: {"n_disk": 0xFFFE, "n_total": 0xFFFE}, True),
-    "count-zero": (lambda l: {"n_disk": 0, "n_total": 0}, True),
+    "cd-offset-beyond-file": (lambda lay: {"cd_offset": lay.size + 100}, True),
+    "cd-offset-max": (lambda lay: {"cd_offset": 0xFFFFFFFE}, True),
+    "cd-offset-too-small": (lambda lay: {"cd_offset": lay.cd_offset - 5}, True),
+    "cd-offset-too-big": (lambda lay: {"cd_offset": lay.cd_offset + 5}, True),
+    "cd-size-too-big": (lambda lay: {"cd_size": lay.cd_size + 46}, True),
+    "cd-size-huge": (lambda lay: {"cd_size": 0xFFFFFFF0}, True),
+    "cd-size-too-small": (lambda lay: {"cd_size": lay.cd_size - 10}, True),
+    "cd-size-zero": (lambda lay: {"cd_size": 0}, True),
+    "count-too-big": (lambda lay: {"n_disk": N + 1, "n_total": N + 1}, True),
+    "count-too-small": (lambda lay: {"n_disk": N - 1, "n_total": N - 1}, True),
+    "count-huge": (lambda lay: {"n_disk": 0xFFFE, "n_total": 0xFFFE}, True),
+    "count-zero": (lambda lay: {"n_disk": 0, "n_total": 0}, True),
 }
 
 
@@ -298,16 +298,16 @@ def _central_headers(raw: bytes, lay: A.Layout) -> list[int]:
 
 
 CENTRAL_LIES = {
-    "local-offset-beyond-file": (42, "<I", lambda l: 0xFFFFFF00),
-    "local-offset-into-cd": (42, "<I", lambda l: l.cd_offset - 10),
-    "local-offset-mid-data": (42, "<I", lambda l: l.data_offsets[5] + 3),
-    "compressed-size-huge": (20, "<I", lambda l: 0xFFFFFF00),
-    "sizes-huge": (20, "<II", lambda l: (0x7FFFFFFF, 0x7FFFFFFF)),
-    "name-length-huge": (28, "<H", lambda l: 0xFFFF),
-    "extra-length-huge": (30, "<H", lambda l: 0xFFF0),
-    "comment-length-huge": (32, "<H", lambda l: 0xFFFF),
-    "zip64-marker-without-extra": (42, "<I", lambda l: 0xFFFFFFFF),
-    "method-unknown": (10, "<H", lambda l: 77),
+    "local-offset-beyond-file": (42, "<I", lambda lay: 0xFFFFFF00),
+    "local-offset-into-cd": (42, "<I", lambda lay: lay.cd_offset - 10),
+    "local-offset-mid-data": (42, "<I", lambda lay: lay.data_offsets[5] + 3),
+    "compressed-size-huge": (20, "<I", lambda lay: 0xFFFFFF00),
+    "sizes-huge": (20, "<II", lambda lay: (0x7FFFFFFF, 0x7FFFFFFF)),
+    "name-length-huge": (28, "<H", lambda lay: 0xFFFF),
+    "extra-length-huge": (30, "<H", lambda lay: 0xFFF0),
+    "comment-length-huge": (32, "<H", lambda lay: 0xFFFF),
+    "zip64-marker-without-extra": (42, "<I", lambda lay: 0xFFFFFFFF),
+    "method-unknown": (10, "<H", lambda lay: 77),
 }
 
 

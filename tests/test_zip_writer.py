@@ -152,7 +152,7 @@ def test_rfc9_layout(ome_archive):
     # ZIP64 extra on every central and local header; data payloads page-aligned.
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
-    for info, data_off in zip(infos, lay.data_offsets):
+    for info, data_off in zip(infos, lay.data_offsets, strict=True):
         assert R.ZIP64_EXTRA_ID in _extra_fields(info.extra), info.filename
         local = _extra_fields(_local_extra(path, info.header_offset))
         assert R.ZIP64_EXTRA_ID in local, info.filename
@@ -187,7 +187,7 @@ def test_metadata_rewritten_after_data_beyond_the_reserve(tmp_path):
         assert zf.read("a/zarr.json") == b'{"v": 2}'
         assert zf.read("a/c/1") == b"rewritten"
         assert zf.read("a/c/3") == chunks["a/c/3"]
-    for name, off in zip(lay.names[2:], lay.data_offsets[2:]):
+    for name, off in zip(lay.names[2:], lay.data_offsets[2:], strict=True):
         assert off % 4096 == 0, name
     assert subprocess.run(["unzip", "-tq", str(path)], capture_output=True).returncode == 0
 
@@ -384,7 +384,7 @@ def test_batched_central_directory_matches_the_record_packer(tmp_path):
         batched = w._central_headers(keys, offs, sizes, crcs)
         single = b"".join(
             w._central_header(_Entry(k, int(o), int(s), int(c)))
-            for k, o, s, c in zip(keys, offs, sizes, crcs)
+            for k, o, s, c in zip(keys, offs, sizes, crcs, strict=True)
         )
     finally:
         w.abort()
