@@ -295,18 +295,6 @@ def test_storage_options_are_honoured(tmp_path):
     np.testing.assert_array_equal(g["1"][:], img[::2, ::2])
 
 
-def test_default_storage_for_a_3d_volume():
-    from napari_ozx.save.api import StorageOptions
-
-    chunks, shards = StorageOptions().layout((300, 2048, 2048), ["space"] * 3, "uint16")
-    assert chunks == (64, 64, 64)
-    assert all(s % c == 0 and s // c >= 2 for s, c in zip(shards, chunks, strict=True))
-    assert 8 << 20 <= np.prod(shards) * 2 <= 64 << 20
-    chunks, shards = StorageOptions().layout((3, 5000, 5000), ["channel", "space", "space"],
-                                             "uint8")
-    assert chunks == (1, 256, 256) and shards[0] == 1 and shards[1] >= 1024
-
-
 # ------------------------------------------------------------------ errors, failures, cancel
 
 
