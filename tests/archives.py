@@ -90,6 +90,44 @@ def make_v3_hierarchy(root: Path, *, shards: str | None = None) -> dict[str, np.
     return expected
 
 
+PLATE_ROWS, PLATE_COLS = ["A", "B"], ["1", "2", "3"]
+PLATE_WELLS = ["A/1", "A/3", "B/2"]  # the others are empty
+
+
+def write_plate(root: Path, *, name: str, field_shape: tuple[int, int], chunk: int,
+                labels: bool = False) -> tuple[dict, dict]:
+    """An HCS plate by ome-zarr-py under ``root``: rows ``PLATE_ROWS`` x columns ``PLATE_COLS``,
+    wells ``PLATE_WELLS`` of two fields each, every field a 2-channel ``cyx`` image (two levels)
+    filled with ``100 * (i + 1) + field`` for the i-th well.  With ``labels``, every field also
+    has a ``cells`` label image: one rectangle of value ``i + 1``, coloured red.
+
+    Returns ({(well, field): image}, {(well, field): label image})."""
+    from ome_zarr.writer import write_image, write_labels, write_plate_metadata, write_well_metadata
+
+    plate = zarr.open_group(str(root), mode="w")
+    write_plate_metadata(plate, PLATE_ROWS, PLATE_COLS, PLATE_WELLS, field_count=2, name=name)
+    images, masks = {}, {}
+    h, w = field_shape
+    for i, well in enumerate(PLATE_WELLS):
+        row, col = well.split("/")
+        wg = plate.require_group(row).require_group(col)
+        write_well_metadata(wg, ["0", "1"])
+        for f in range(2):
+            fg = wg.require_group(str(f))
+            data = np.full((2, h, w), 100 * (i + 1) + f, dtype="uint16")
+            write_image(data, fg, axes="cyx", scale_factors=(2,),
+                        storage_options={"chunks": (1, chunk, chunk)})
+            images[(well, f)] = data
+            if labels:
+                mask = np.zeros((h, w), dtype="uint32")
+                mask[8:40, 10 + 10 * i:50 + 10 * i] = i + 1
+                write_labels(mask, fg, name="cells", axes="yx", scale_factors=(2,),
+                             label_metadata={"colors": [{"label-value": i + 1,
+                                                         "rgba": [255, 0, 0, 255]}]})
+                masks[(well, f)] = mask
+    return images, masks
+
+
 def make_v2_hierarchy(root: Path) -> dict[str, np.ndarray]:
     """A Zarr v2 hierarchy (what zipped OME-Zarr 0.4 holds); returns {array path: pixels}."""
     root = Path(root)

@@ -23,7 +23,13 @@ import numpy as np
 import pytest
 import zarr
 
-from archives import make_v3_hierarchy, many_entry_archive, zip_infozip, zip_stdlib
+from archives import (
+    make_v3_hierarchy,
+    many_entry_archive,
+    write_plate,
+    zip_infozip,
+    zip_stdlib,
+)
 from helpers import label_pixels, random_pixels
 
 # ------------------------------------------------------------------ what the archives hold
@@ -125,28 +131,11 @@ def plain_zarr_zip(tmp_path_factory) -> Path:
     return zip_stdlib(d / "p.zarr", d / "p.zip", comment=None)
 
 
-PLATE_ROWS, PLATE_COLS = ["A", "B"], ["1", "2", "3"]
-PLATE_WELLS = ["A/1", "A/3", "B/2"]  # the others are empty
-
-
 @pytest.fixture(scope="session")
 def plate_ozx(tmp_path_factory) -> tuple[Path, dict]:
     """An HCS plate (2 x 3, three wells, two fields each) by ome-zarr-py, zipped RFC-9."""
-    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
-
     d = tmp_path_factory.mktemp("plate")
-    root = zarr.open_group(str(d / "plate.zarr"), mode="w")
-    write_plate_metadata(root, PLATE_ROWS, PLATE_COLS, PLATE_WELLS, field_count=2, name="P1")
-    fields = {}
-    for i, well in enumerate(PLATE_WELLS):
-        row, col = well.split("/")
-        wg = root.require_group(row).require_group(col)
-        write_well_metadata(wg, ["0", "1"])
-        for f in range(2):
-            data = np.full((2, 32, 48), 100 * (i + 1) + f, dtype="uint16")
-            write_image(data, wg.require_group(str(f)), axes="cyx", scale_factors=(2,),
-                        storage_options={"chunks": (1, 16, 16)})
-            fields[(well, f)] = data
+    fields, _ = write_plate(d / "plate.zarr", name="P1", field_shape=(32, 48), chunk=16)
     return zip_stdlib(d / "plate.zarr", d / "plate.ozx"), fields
 
 

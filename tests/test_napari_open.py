@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import CHANNELS, LABEL_COLORS, PLATE_COLS, PLATE_ROWS, PLATE_WELLS
+from archives import PLATE_COLS, PLATE_ROWS, PLATE_WELLS
+from conftest import CHANNELS, LABEL_COLORS
 from helpers import label_pixels, random_pixels
 
 pytestmark = pytest.mark.gui

@@ -404,44 +404,16 @@ def test_a_comment_less_zip_opens_without_warnings(make_napari_viewer, tmp_path,
 
 # ------------------------------------------------------------------ 6. plate labels
 
-PLATE_WELLS = ["A/1", "A/3", "B/2"]
-
-
 @pytest.fixture(scope="module")
 def labelled_plate(tmp_path_factory) -> tuple[Path, dict]:
     """An HCS plate (2 x 3, three wells, two fields) whose fields have ``labels/cells``,
     written by ome-zarr-py and zipped in RFC-9 order."""
-    from ome_zarr.writer import write_image, write_labels, write_plate_metadata, write_well_metadata
-
-    from archives import zip_stdlib
+    from archives import write_plate, zip_stdlib
 
     d = tmp_path_factory.mktemp("lplate")
-    root = zarr_open_group(d / "plate.zarr")
-    write_plate_metadata(root, ["A", "B"], ["1", "2", "3"], PLATE_WELLS, field_count=2,
-                         name="P2")
-    masks = {}
-    for i, well in enumerate(PLATE_WELLS):
-        row, col = well.split("/")
-        wg = root.require_group(row).require_group(col)
-        write_well_metadata(wg, ["0", "1"])
-        for f in range(2):
-            fg = wg.require_group(str(f))
-            write_image(np.full((2, 64, 96), 100 * (i + 1) + f, dtype="uint16"), fg,
-                        axes="cyx", scale_factors=(2,),
-                        storage_options={"chunks": (1, 32, 32)})
-            mask = np.zeros((64, 96), dtype="uint32")
-            mask[8:40, 10 + 10 * i:50 + 10 * i] = i + 1
-            write_labels(mask, fg, name="cells", axes="yx", scale_factors=(2,),
-                         label_metadata={"colors": [{"label-value": i + 1,
-                                                     "rgba": [255, 0, 0, 255]}]})
-            masks[(well, f)] = mask
+    _, masks = write_plate(d / "plate.zarr", name="P2", field_shape=(64, 96), chunk=32,
+                           labels=True)
     return zip_stdlib(d / "plate.zarr", d / "plate.ozx"), masks
-
-
-def zarr_open_group(path):
-    import zarr
-
-    return zarr.open_group(str(path), mode="w")
 
 
 def test_plate_labels_are_shown_tiled_like_the_images(make_napari_viewer, labelled_plate):

@@ -178,25 +178,27 @@ def _eocd_fields(path: Path, lay: A.Layout):
     return list(R.EOCD.unpack_from(raw, lay.eocd))
 
 
-def _set_eocd(path, lay, **kw):
-    names = ["sig", "disk", "cd_disk", "n_disk", "n_total", "cd_size", "cd_offset", "clen"]
+EOCD_FIELDS = ["sig", "disk", "cd_disk", "n_disk", "n_total", "cd_size", "cd_offset", "clen"]
+ZIP64_EOCD_FIELDS = ["sig", "rec_size", "made_by", "needed", "disk", "cd_disk", "n_disk",
+                     "n_total", "cd_size", "cd_offset"]
+
+
+def _set_fields(path, record, offset: int, names: list[str], **kw):
+    """Rewrite the named fields of the ``record`` (a struct) at ``offset`` in the file."""
     raw = bytearray(path.read_bytes())
-    vals = list(R.EOCD.unpack_from(raw, lay.eocd))
+    vals = list(record.unpack_from(raw, offset))
     for k, v in kw.items():
         vals[names.index(k)] = v
-    R.EOCD.pack_into(raw, lay.eocd, *vals)
+    record.pack_into(raw, offset, *vals)
     path.write_bytes(bytes(raw))
+
+
+def _set_eocd(path, lay, **kw):
+    _set_fields(path, R.EOCD, lay.eocd, EOCD_FIELDS, **kw)
 
 
 def _set_zip64(path, lay, **kw):
-    names = ["sig", "rec_size", "made_by", "needed", "disk", "cd_disk", "n_disk", "n_total",
-             "cd_size", "cd_offset"]
-    raw = bytearray(path.read_bytes())
-    vals = list(R.ZIP64_EOCD.unpack_from(raw, lay.zip64_eocd))
-    for k, v in kw.items():
-        vals[names.index(k)] = v
-    R.ZIP64_EOCD.pack_into(raw, lay.zip64_eocd, *vals)
-    path.write_bytes(bytes(raw))
+    _set_fields(path, R.ZIP64_EOCD, lay.zip64_eocd, ZIP64_EOCD_FIELDS, **kw)
 
 
 def _set_end(path, lay, **kw):
