@@ -239,7 +239,7 @@ def hierarchy(tmp_path_factory) -> Hierarchy:
 def million_ozx(tmp_path_factory) -> Path:
     """An archive of 1,000,000 entries (``archives.many_entries``: root, ``a/zarr.json`` and
     999,998 one-row chunks), jsonFirst, ZIP64 records for every entry as RFC-9 recommends;
-    built once (several seconds, ~90 MB) for the CLI, remote and load tests."""
+    built once (a few seconds, 180 MB) for the CLI, remote and load tests."""
     path = tmp_path_factory.mktemp("million") / "million.ozx"
     return many_entry_archive(path, 1_000_000, zip64=True)
 
