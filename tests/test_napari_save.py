@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from helpers import random_pixels
+from helpers import level0, open_in_napari, random_pixels
 from napari_ozx import open_ozx, write_ozx
 from napari_ozx.cli import main as cli
 from napari_ozx.errors import OzxError
@@ -54,11 +54,6 @@ def _add_layers(viewer):
     viewer.add_image(random_pixels(IMAGE_SHAPE, seed=2), name="Actin", colormap="magenta",
                      contrast_limits=(50, 3000), visible=False, **kw)
     viewer.add_labels(_labels(), name="cells", features=FEATURES, **kw)
-
-
-def _level0(layer) -> np.ndarray:
-    data = layer.data[0] if layer.multiscale else layer.data
-    return np.asarray(data)
 
 
 @pytest.fixture(scope="session")
@@ -97,13 +92,12 @@ def test_round_trip_through_napari(make_napari_viewer, tmp_path):
     assert path.is_file()
 
     other = make_napari_viewer()
-    layers = other.open(str(path), plugin=None)
-    assert layers and all(layer.source.reader_plugin == "napari-ozx" for layer in layers)
+    open_in_napari(other, path)
     assert [layer.name for layer in other.layers] == ["DAPI", "Actin", "cells"]
     assert [type(layer).__name__ for layer in other.layers] == ["Image", "Image", "Labels"]
     for layer in other.layers:
         orig = originals[layer.name]
-        np.testing.assert_array_equal(_level0(layer), np.asarray(orig.data))
+        np.testing.assert_array_equal(level0(layer), np.asarray(orig.data))
         np.testing.assert_allclose(layer.scale, SCALE)
         np.testing.assert_allclose(layer.translate, TRANSLATE)
         assert tuple(layer.axis_labels) == ("z", "y", "x")

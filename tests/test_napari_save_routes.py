@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import napari_ozx
-from helpers import label_pixels, random_pixels
+from helpers import label_pixels, level0, random_pixels
 
 pytestmark = pytest.mark.gui
 
@@ -53,11 +53,6 @@ def ours_ozx(tmp_path_factory) -> Path:
 def ours_small_ozx(tmp_path_factory) -> Path:
     """The same, small: stored as one level, opens as plain layers."""
     return _ours(tmp_path_factory.mktemp("ours-small") / "small.ozx", (6, 200, 300))
-
-
-def _level0(layer) -> np.ndarray:
-    data = layer.data
-    return np.asarray(data[0] if layer.multiscale else data)
 
 
 def _settings(layer) -> dict:
@@ -179,7 +174,7 @@ def test_save_route_round_trip(source, route, make_napari_viewer, qtbot, tmp_pat
         viewer.window.add_plugin_dock_widget("napari-ozx", "Export .ozx")
     _load_source(source, viewer, request)
     saved_layers = list(viewer.layers)
-    expected = {layer.name: (_settings(layer), _level0(layer)) for layer in saved_layers}
+    expected = {layer.name: (_settings(layer), level0(layer)) for layer in saved_layers}
     if route in SELECTING:
         # an unrelated image that would not even fit as a channel: not chosen, not saved
         viewer.add_image(np.zeros((7, 9), "uint8"), name="scratch")
@@ -196,7 +191,7 @@ def test_save_route_round_trip(source, route, make_napari_viewer, qtbot, tmp_pat
 
     again = make_napari_viewer()
     reopened = again.open(str(path), plugin=None)
-    got = {layer.name: (_settings(layer), _level0(layer)) for layer in reopened}
+    got = {layer.name: (_settings(layer), level0(layer)) for layer in reopened}
     assert sorted(got) == sorted(expected)
     for name, (settings, pixels_before) in expected.items():
         settings_after, pixels_after = got[name]
