@@ -1,4 +1,5 @@
-"""What the save benchmarks share: the best of fresh worker processes, and a strict validation."""
+"""What the save benchmarks share: the best of fresh worker processes, a strict validation, and
+fsync of what a run wrote (so the time counts the bytes reaching the disk)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove(path: str) -> None:

@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_write as W  # noqa: E402
+from _runs import fsync_file  # noqa: E402
 
 CACHE = W.CACHE
 
@@ -39,7 +40,7 @@ def write_worker(shape, out, checksum: bool) -> dict:
     t, c = time.perf_counter(), time.process_time()
     write_ozx(out, W.source(shape), axes="zyx", chunks=(W.CHUNK,) * 3, shards=(W.SHARD,) * 3,
               codec="zstd", level=W.LEVEL, image_method="mean", checksum=checksum)
-    W._fsync_file(out)
+    fsync_file(out)
     return {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c,
             "bytes": os.path.getsize(out)}
 
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
         print(f"| {k} | {enc:.3f} | {dec:.4f} | {enc / costs['off'][0]:.3f} | "
               f"{dec / costs['off'][1]:.3f} |")
     n_chunks = 1
-    for s_, c in zip(shape, (W.CHUNK,) * 3):
+    for s_, c in zip(shape, (W.CHUNK,) * 3, strict=True):
         n_chunks *= -(-s_ // c)
     extra = (costs["zstd checksum"][1] - costs["off"][1]) * n_chunks / 1e3
     cpu_off = min(r["cpu"] for r in read["off", 1])

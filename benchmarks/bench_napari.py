@@ -50,7 +50,6 @@ def _pattern(level: int, y0: int, x0: int, h: int, w: int, channel: int, seed: i
 
 def build_dataset(size: int) -> tuple[Path, Path]:
     """A sharded OME-Zarr 0.5 image (2 channels, levels down to <= 1024) and its ``.ozx``."""
-    import numpy as np
     import zarr
     from zarr.codecs import BloscCodec
 
@@ -159,7 +158,6 @@ def _reader_child(args) -> None:
     """In a fresh interpreter: our getter + reader on one archive, timed."""
     import napari_ozx._reader  # noqa: F401  (napari imports the plugin before it reads)
     import napari_ozx.ome  # noqa: F401
-
     from napari_ozx._reader import napari_get_reader
 
     times = []
@@ -204,7 +202,6 @@ def main() -> int:
         return 0
 
     from _data import many_entries_archive
-
     from napari_ozx._demo import virtual_display
 
     size = 4096 if args.small else 32768
@@ -231,7 +228,8 @@ def main() -> int:
             d = statistics.median(r[metric] for r in results["dir" + suffix])
             rows.append((f"{label}, {when}", ozx, d, ozx / d))
     r0, d0 = results["ozx"][0], results["dir"][0]
-    reader = _run_child(["--child", "reader", "--path", str(big), "--repeat", "5"], dict(os.environ))
+    reader = _run_child(["--child", "reader", "--path", str(big), "--repeat", "5"],
+                        dict(os.environ))
 
     size_gb = archive.stat().st_size / 1e9
     print(f"\nnapari: {size}x{size}x2 uint16 sharded (chunks {CHUNK}, shards {SHARD}), "

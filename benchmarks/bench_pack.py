@@ -25,6 +25,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _runs import fsync_file  # noqa: E402
+
 CACHE = os.environ.get("OZX_BENCH_DIR", "/tmp/napari-ozx-bench")
 
 FULL_SHAPE = (48, 4096, 8192)  # 3 GiB of uint16
@@ -83,14 +85,6 @@ def _data_files(d: str) -> list[tuple[str, str]]:
     return out
 
 
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def worker(tool: str, src: str, dest: str) -> dict:
     """Pack in this (fresh) process; report time and memory."""
     if tool == "napari-ozx":
@@ -105,12 +99,12 @@ def worker(tool: str, src: str, dest: str) -> dict:
         pack(src, dest)  # fsyncs and renames itself
     elif tool == "ngff-zarr":
         write_store_to_zip(src, dest, version="0.5")
-        _fsync(dest)
+        fsync_file(dest)
     else:
         with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, path in _data_files(src):
                 zf.write(path, name)
-        _fsync(dest)
+        fsync_file(dest)
     elapsed = time.perf_counter() - t0
     return {"seconds": elapsed, "base_mib": base, "peak_mib": _status("VmHWM")}
 

@@ -33,7 +33,6 @@ def _rss_mib() -> float:
 
 
 def _open_store(impl: str, path: str):
-    import zarr
 
     if impl == "ozx":
         from napari_ozx import OzxStore
@@ -52,11 +51,10 @@ def worker(args) -> dict:
     """One measurement, in this (fresh) process."""
     import warnings
 
-    import numpy as np
     import zarr
+    import zarr.storage  # noqa: F401
 
     import napari_ozx.read.store  # noqa: F401  (import cost outside the timing)
-    import zarr.storage  # noqa: F401
 
     warnings.simplefilter("ignore")
     base = _rss_mib()
@@ -136,7 +134,8 @@ def main() -> None:
         if not args.skip_dir_entries:
             d = str(_data.many_entries_directory(n))
             res["dir", "open"] = best_of(3, "open", "--impl", "dir", "--path", d)
-            res["dir", "first"] = best_of(3, "first", "--impl", "dir", "--path", d, "--row", str(row))
+            res["dir", "first"] = best_of(3, "first", "--impl", "dir", "--path", d,
+                                          "--row", str(row))
         for what, label, target_t, target_m in (
             ("open", "open + root metadata", 100, 20),
             ("first", "open + one chunk (full index)", 10, 120),

@@ -25,10 +25,9 @@ import zarr
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from servers import RangeServer  # noqa: E402
-
 import napari_ozx  # noqa: E402
 from napari_ozx.save.store import OzxWriteStore  # noqa: E402
+from servers import RangeServer  # noqa: E402
 
 
 def make_archive(path: Path, data: np.ndarray, *, sharded: bool) -> Path:

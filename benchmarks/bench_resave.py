@@ -30,7 +30,7 @@ import sys
 import time
 
 from _mem import peak_rss_mib  # noqa: E402
-from _runs import best_of, remove, validate_strict  # noqa: E402
+from _runs import best_of, fsync_file, remove, validate_strict  # noqa: E402
 from bench_write import CACHE, FULL, SMALL, run_ours
 
 KINDS = ["resave", "re-encode", "cp", "labels alone"]
@@ -76,14 +76,6 @@ def _source(shape) -> str:
     return path
 
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def worker(kind: str, shape, src: str, out: str) -> None:
     import dask
     import numpy as np
@@ -96,7 +88,7 @@ def worker(kind: str, shape, src: str, out: str) -> None:
     t = time.perf_counter()
     if kind == "cp":
         shutil.copyfile(src, out)
-        _fsync(out)
+        fsync_file(out)
     elif kind == "labels alone":  # the same label image, beside a one-pixel image
         tiny = np.zeros((1, 1, 1), np.uint16)
         zyx = {"axis_labels": ("z", "y", "x")}  # as the archive's image has them
@@ -122,7 +114,7 @@ def check(src: str, out: str) -> None:
     with zipfile.ZipFile(src) as a, zipfile.ZipFile(out) as b:
         old = {i.filename: i.CRC for i in a.infolist() if not i.filename.endswith("zarr.json")}
         new = {i.filename: i.CRC for i in b.infolist()}
-    assert all(new.get(n) == c for n, c in old.items()), "image entries not copied"
+    assert old and all(new.get(n) == c for n, c in old.items()), "image entries not copied"
     g = open_ozx(out)
     shape = g["0"].shape
     np.testing.assert_array_equal(g["labels/cells/0"][shape[0] // 2, 10:40, 10:40],

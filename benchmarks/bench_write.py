@@ -27,7 +27,7 @@ import sys
 import time
 
 from _mem import peak_rss_mib  # noqa: E402
-from _runs import best_of, remove, validate_strict  # noqa: E402
+from _runs import best_of, fsync_file, remove, validate_strict  # noqa: E402
 
 CACHE = os.environ.get("OZX_BENCH_DIR", "/tmp/napari-ozx-bench")
 FULL = (256, 2048, 4096)
@@ -85,7 +85,7 @@ def run_ngff(shape, out):
                            chunks=CHUNK)
     nz.to_ngff_zarr(out, ms, version="0.5", chunks_per_shard=SHARD // CHUNK,
                     compressors=[ZstdCodec(level=LEVEL)])
-    _fsync_file(out)
+    fsync_file(out)
 
 
 def run_zarr_dir(shape, out):
@@ -114,15 +114,7 @@ def run_zarr_dir(shape, out):
             {"type": "scale", "scale": [2.0 ** int(p)] * 3}]} for p in paths]}]}
     for r, _, fs in os.walk(out):
         for f in fs:
-            _fsync_file(os.path.join(r, f))
-
-
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            fsync_file(os.path.join(r, f))
 
 
 def _size(path) -> int:
@@ -188,7 +180,7 @@ def main(argv=None) -> int:
     if ours_path and "napari-ozx" in results:
         check(shape, ours_path)
         os.remove(ours_path)
-    print(f"\n| tool | seconds | MiB/s | peak RSS MiB | output MiB |")
+    print("\n| tool | seconds | MiB/s | peak RSS MiB | output MiB |")
     print("|---|---|---|---|---|")
     for tool, r in results.items():
         print(f"| {tool} | {r['seconds']:.1f} | {gib * 1024 / r['seconds']:.0f} | "

@@ -11,7 +11,6 @@ test can compare pixels.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import zipfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from helpers import random_pixels
 from napari_ozx.zip import ByteSource, LocalFile
 from napari_ozx.zip import records as R
 
@@ -36,14 +36,25 @@ COMMENT_JSON_FIRST = json.dumps(
 ).encode()
 
 
+#: The root ``zarr.json`` of an OME-Zarr 0.5 group that holds nothing yet.
+ROOT_META = json.dumps(
+    {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5"}}}
+).encode()
+#: ``zarr.json`` of a 4 x 4 uint8 array in one uncompressed chunk, and that chunk's bytes.
+SMALL_ARRAY_META = json.dumps(
+    {
+        "zarr_format": 3, "node_type": "array", "shape": [4, 4], "data_type": "uint8",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4, 4]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0, "codecs": [{"name": "bytes"}],
+    }
+).encode()
+SMALL_CHUNK = bytes(range(16))
+
+
 # --------------------------------------------------------------------------------------------
 # Zarr hierarchies on disk (the content that gets zipped)
 # --------------------------------------------------------------------------------------------
-
-
-def _pixels(shape, dtype="uint16", seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 60000, size=shape).astype(dtype)
 
 
 def make_v3_hierarchy(root: Path, *, shards: str | None = None) -> dict[str, np.ndarray]:
@@ -61,22 +72,60 @@ def make_v3_hierarchy(root: Path, *, shards: str | None = None) -> dict[str, np.
     if shards is not None:
         shard_arg = {"shape": (32, 32), "index_location": shards}
     expected = {}
-    a0 = _pixels((64, 80), seed=1)
+    a0 = random_pixels((64, 80), seed=1, high=60000)
     arr = g.create_array("0", shape=a0.shape, chunks=(16, 16), shards=shard_arg, dtype=a0.dtype)
     arr[:] = a0
     expected["0"] = a0
-    a1 = _pixels((32, 40), "uint8", seed=2)
+    a1 = random_pixels((32, 40), seed=2, dtype="uint8", high=60000)
     arr = g.create_array("1", shape=a1.shape, chunks=(16, 16), shards=shard_arg, dtype=a1.dtype)
     arr[:] = a1
     expected["1"] = a1
     sub = g.create_group("labels")
     sub.attrs["ome"] = {"version": "0.5", "labels": ["cells"]}
     cells = sub.create_group("cells")
-    a2 = (_pixels((3, 20, 24), "uint32", seed=3) % 7).astype("uint32")
+    a2 = (random_pixels((3, 20, 24), seed=3, dtype="uint32", high=60000) % 7).astype("uint32")
     arr = cells.create_array("0", shape=a2.shape, chunks=(1, 10, 12), dtype=a2.dtype)
     arr[:] = a2
     expected["labels/cells/0"] = a2
     return expected
+
+
+PLATE_ROWS, PLATE_COLS = ["A", "B"], ["1", "2", "3"]
+PLATE_WELLS = ["A/1", "A/3", "B/2"]  # the others are empty
+
+
+def write_plate(root: Path, *, name: str, field_shape: tuple[int, int], chunk: int,
+                labels: bool = False) -> tuple[dict, dict]:
+    """An HCS plate by ome-zarr-py under ``root``: rows ``PLATE_ROWS`` x columns ``PLATE_COLS``,
+    wells ``PLATE_WELLS`` of two fields each, every field a 2-channel ``cyx`` image (two levels)
+    filled with ``100 * (i + 1) + field`` for the i-th well.  With ``labels``, every field also
+    has a ``cells`` label image: one rectangle of value ``i + 1``, coloured red.
+
+    Returns ({(well, field): image}, {(well, field): label image})."""
+    from ome_zarr.writer import write_image, write_labels, write_plate_metadata, write_well_metadata
+
+    plate = zarr.open_group(str(root), mode="w")
+    write_plate_metadata(plate, PLATE_ROWS, PLATE_COLS, PLATE_WELLS, field_count=2, name=name)
+    images, masks = {}, {}
+    h, w = field_shape
+    for i, well in enumerate(PLATE_WELLS):
+        row, col = well.split("/")
+        wg = plate.require_group(row).require_group(col)
+        write_well_metadata(wg, ["0", "1"])
+        for f in range(2):
+            fg = wg.require_group(str(f))
+            data = np.full((2, h, w), 100 * (i + 1) + f, dtype="uint16")
+            write_image(data, fg, axes="cyx", scale_factors=(2,),
+                        storage_options={"chunks": (1, chunk, chunk)})
+            images[(well, f)] = data
+            if labels:
+                mask = np.zeros((h, w), dtype="uint32")
+                mask[8:40, 10 + 10 * i:50 + 10 * i] = i + 1
+                write_labels(mask, fg, name="cells", axes="yx", scale_factors=(2,),
+                             label_metadata={"colors": [{"label-value": i + 1,
+                                                         "rgba": [255, 0, 0, 255]}]})
+                masks[(well, f)] = mask
+    return images, masks
 
 
 def make_v2_hierarchy(root: Path) -> dict[str, np.ndarray]:
@@ -87,12 +136,12 @@ def make_v2_hierarchy(root: Path) -> dict[str, np.ndarray]:
     g = zarr.open_group(str(root), mode="w", zarr_format=2)
     g.attrs["multiscales"] = [{"version": "0.4", "datasets": [{"path": "0"}]}]
     expected = {}
-    a0 = _pixels((50, 60), seed=4)
+    a0 = random_pixels((50, 60), seed=4, high=60000)
     arr = g.create_array("0", shape=a0.shape, chunks=(16, 16), dtype=a0.dtype)
     arr[:] = a0
     expected["0"] = a0
     sub = g.create_group("sub")
-    a1 = _pixels((7, 9), "float32", seed=5)
+    a1 = random_pixels((7, 9), seed=5, dtype="float32", high=60000)
     arr = sub.create_array("x", shape=a1.shape, chunks=(4, 4), dtype=a1.dtype)
     arr[:] = a1
     expected["sub/x"] = a1
@@ -293,7 +342,8 @@ def write_raw_zip(
                 else:
                     ext_c = ext_l = b""
                     s32, o32 = size, pos
-                hdr = LOCAL.pack(R.SIG_LOCAL, 45, utf8, 0, 0, 0x21, crc, s32, s32, len(nb), len(ext_l))
+                hdr = LOCAL.pack(R.SIG_LOCAL, 45, utf8, 0, 0, 0x21, crc, s32, s32, len(nb),
+                                 len(ext_l))
                 out.append(hdr)
                 out.append(nb)
                 out.append(ext_l)
@@ -435,9 +485,7 @@ ROW = 16  #: uint16 values per chunk of the many-entry array
 
 
 def many_root_meta() -> bytes:
-    return json.dumps(
-        {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5"}}}
-    ).encode()
+    return ROOT_META
 
 
 def many_array_meta(n_rows: int) -> bytes:
@@ -492,16 +540,7 @@ def sparse_big_archive(path: Path, *, start_offset: int = (4 << 30) + 12345,
     """A sparse archive: entries whose local headers lie beyond 4 GiB, and one STORED entry
     larger than 4 GiB (mostly a hole).  Returns (path, {name: head bytes}); the big entry's
     bytes are its head bytes followed by zeros.  Uses a few kB of disk."""
-    meta = many_root_meta()
-    arr = json.dumps(
-        {
-            "zarr_format": 3, "node_type": "array", "shape": [4, 4], "data_type": "uint8",
-            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4, 4]}},
-            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-            "fill_value": 0, "codecs": [{"name": "bytes"}],
-        }
-    ).encode()
-    chunk = bytes(range(16))
+    meta, arr, chunk = ROOT_META, SMALL_ARRAY_META, SMALL_CHUNK
     head = b"BIG-ENTRY-HEAD" * 10
     entries = [
         RawEntry("zarr.json", meta),

@@ -1,10 +1,14 @@
-"""Fixtures of the reader and OME tests: archives written by other tools, built once a session.
+"""Session fixtures shared by the test modules, built once: archives written by other tools,
 
 * ome-zarr-py 0.18 (``ome_zarr.writer``) writes an OME-Zarr 0.5 directory, which the stdlib
   ``zipfile`` packs in RFC-9 order (``archives.zip_stdlib``: metadata first, STORED, comment);
 * ngff-zarr writes its own ``.ozx``;
 * ome-zarr-py with ``FormatV04`` writes an OME-Zarr 0.4 (Zarr v2) directory, zipped by Info-ZIP;
-* a plate, a bioformats2raw collection and broken hierarchies built the same way.
+* a plate, a bioformats2raw collection and broken hierarchies built the same way;
+* a small sharded Zarr v3 directory (``hierarchy``) and an archive of a million entries
+  (``million_ozx``), shared by the CLI, validator, remote and load tests.
+
+Pixels come from ``helpers.py``, archive builders from ``archives.py``.
 """
 
 from __future__ import annotations
@@ -13,12 +17,20 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 import zarr
 
-from archives import zip_infozip, zip_stdlib
+from archives import (
+    make_v3_hierarchy,
+    many_entry_archive,
+    write_plate,
+    zip_infozip,
+    zip_stdlib,
+)
+from helpers import label_pixels, random_pixels
 
 # ------------------------------------------------------------------ what the archives hold
 
@@ -34,17 +46,6 @@ LABEL_PROPERTIES = [{"label-value": 1, "class": "nucleus", "area": 400},
                     {"label-value": 2, "class": "cytoplasm", "area": 900}]
 
 
-def pixels(shape, seed=0, dtype="uint16", high=4000):
-    return np.random.default_rng(seed).integers(0, high, size=shape).astype(dtype)
-
-
-def label_pixels(shape=(8, 128, 128)):
-    lab = np.zeros(shape, "uint8")
-    lab[:, 16:48, 16:48] = 1
-    lab[:, 64:120, 70:110] = 2
-    return lab
-
-
 def write_ome_zarr_py_image(root: Path, *, fmt=None, sharded=True) -> dict:
     """A 2-channel czyx image with omero settings and a ``cells`` label image, by ome-zarr-py."""
     from ome_zarr.writer import write_image, write_labels
@@ -53,7 +54,7 @@ def write_ome_zarr_py_image(root: Path, *, fmt=None, sharded=True) -> dict:
         shutil.rmtree(root)
     zarr_format = 2 if fmt is not None and fmt.version in ("0.4",) else 3
     g = zarr.open_group(str(root), mode="w", zarr_format=zarr_format)
-    data = pixels((2, 8, 128, 128))
+    data = random_pixels((2, 8, 128, 128))
     opts = {"chunks": (1, 4, 32, 32)}
     if sharded and zarr_format == 3:
         opts["shards"] = (1, 8, 64, 64)
@@ -91,7 +92,7 @@ def ngff_zarr_ozx(tmp_path_factory) -> Path:
     import ngff_zarr as nz
 
     d = tmp_path_factory.mktemp("ngff-zarr")
-    data = pixels((4, 96, 128), seed=3)
+    data = random_pixels((4, 96, 128), seed=3)
     image = nz.to_ngff_image(data, dims=["z", "y", "x"], scale={"z": 3.0, "y": 0.25, "x": 0.5},
                              translation={"z": 1.0, "y": 2.0, "x": 4.0}, name="ngff")
     ms = nz.to_multiscales(image, scale_factors=[2])
@@ -130,28 +131,11 @@ def plain_zarr_zip(tmp_path_factory) -> Path:
     return zip_stdlib(d / "p.zarr", d / "p.zip", comment=None)
 
 
-PLATE_ROWS, PLATE_COLS = ["A", "B"], ["1", "2", "3"]
-PLATE_WELLS = ["A/1", "A/3", "B/2"]  # the others are empty
-
-
 @pytest.fixture(scope="session")
 def plate_ozx(tmp_path_factory) -> tuple[Path, dict]:
     """An HCS plate (2 x 3, three wells, two fields each) by ome-zarr-py, zipped RFC-9."""
-    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
-
     d = tmp_path_factory.mktemp("plate")
-    root = zarr.open_group(str(d / "plate.zarr"), mode="w")
-    write_plate_metadata(root, PLATE_ROWS, PLATE_COLS, PLATE_WELLS, field_count=2, name="P1")
-    fields = {}
-    for i, well in enumerate(PLATE_WELLS):
-        row, col = well.split("/")
-        wg = root.require_group(row).require_group(col)
-        write_well_metadata(wg, ["0", "1"])
-        for f in range(2):
-            data = np.full((2, 32, 48), 100 * (i + 1) + f, dtype="uint16")
-            write_image(data, wg.require_group(str(f)), axes="cyx", scale_factors=(2,),
-                        storage_options={"chunks": (1, 16, 16)})
-            fields[(well, f)] = data
+    fields, _ = write_plate(d / "plate.zarr", name="P1", field_shape=(32, 48), chunk=16)
     return zip_stdlib(d / "plate.zarr", d / "plate.ozx"), fields
 
 
@@ -167,7 +151,7 @@ def collection_ozx(tmp_path_factory) -> Path:
     ome = root.create_group("OME")
     ome.attrs["ome"] = {"version": "0.5", "series": ["0", "1"]}
     for s, shape in (("0", (64, 64)), ("1", (32, 40))):
-        write_image(pixels(shape, seed=int(s)), root.create_group(s), axes="yx",
+        write_image(random_pixels(shape, seed=int(s)), root.create_group(s), axes="yx",
                     scale_factors=(), name=f"series-{s}")
     return zip_stdlib(d / "b2r.zarr", d / "b2r.ozx")
 
@@ -236,6 +220,28 @@ def multiscale_transform_ozx(tmp_path_factory, ome_zarr_py_dir) -> Path:
 
     _edit_root_attrs(root, edit)
     return zip_stdlib(root, d / "t.ozx")
+
+
+class Hierarchy(NamedTuple):
+    path: Path  #: the directory, ``image.zarr``
+    arrays: dict[str, np.ndarray]  #: {array path: the pixels stored there}
+
+
+@pytest.fixture(scope="session")
+def hierarchy(tmp_path_factory) -> Hierarchy:
+    """``archives.make_v3_hierarchy`` with sharded arrays (index at the end) as a directory, the
+    input of pack and of the validator's archives; tests read it and never write into it."""
+    path = tmp_path_factory.mktemp("hierarchy") / "image.zarr"
+    return Hierarchy(path, make_v3_hierarchy(path, shards="end"))
+
+
+@pytest.fixture(scope="session")
+def million_ozx(tmp_path_factory) -> Path:
+    """An archive of 1,000,000 entries (``archives.many_entries``: root, ``a/zarr.json`` and
+    999,998 one-row chunks), jsonFirst, ZIP64 records for every entry as RFC-9 recommends;
+    built once (a few seconds, 180 MB) for the CLI, remote and load tests."""
+    path = tmp_path_factory.mktemp("million") / "million.ozx"
+    return many_entry_archive(path, 1_000_000, zip64=True)
 
 
 @pytest.fixture(scope="session")

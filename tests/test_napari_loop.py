@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from helpers import level0, random_pixels
 from napari_ozx import add_labels, open_ozx, write_ozx
 from napari_ozx.cli import main as cli
 
@@ -23,7 +24,7 @@ SCALE = (0.5, 0.5)
 
 
 def _image(shape=(2, 300, 400), seed=1):
-    return np.random.default_rng(seed).integers(0, 1000, size=shape, dtype="uint16")
+    return random_pixels(shape, seed=seed, high=1000)
 
 
 def _cells(shape=(300, 400)):
@@ -56,10 +57,6 @@ def _data_entries(path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as z:
         return {i.filename: z.read(i.filename) for i in z.infolist()
                 if not i.filename.endswith("zarr.json")}
-
-
-def _level0(layer) -> np.ndarray:
-    return np.asarray(layer.data[0] if layer.multiscale else layer.data)
 
 
 # ------------------------------------------------------------------ open: what napari holds
@@ -103,9 +100,9 @@ def test_paint_fill_add_labels_save_and_reopen(make_napari_viewer, small_ozx, tm
     again.open(str(out), plugin=None)
     assert [layer.name for layer in again.layers] == ["Hoechst", "Actin", "cells", "nuclei"]
     hoechst, actin2, cells2, nuclei2 = again.layers
-    np.testing.assert_array_equal(_level0(cells2), painted)
-    np.testing.assert_array_equal(_level0(nuclei2), nuclei)
-    np.testing.assert_array_equal(_level0(hoechst), _image()[0])
+    np.testing.assert_array_equal(level0(cells2), painted)
+    np.testing.assert_array_equal(level0(nuclei2), nuclei)
+    np.testing.assert_array_equal(level0(hoechst), _image()[0])
     assert tuple(hoechst.contrast_limits) == (10, 700)
     assert actin2.visible is False and hoechst.visible is True
     assert actin2.colormap.name == "magenta" and hoechst.colormap.name == "blue"
@@ -220,7 +217,7 @@ def test_save_over_the_open_archive_and_keep_using_the_old_layers(make_napari_vi
     viewer.add_labels(seg, name="segmentation")
     assert viewer.layers.save(str(big_ozx), plugin="napari-ozx") == [str(big_ozx)]
     # the layers still shown read the bytes they were opened on, at every level
-    dapi.data[0].dask  # still a lazy array of the old archive
+    assert hasattr(dapi.data[0], "dask")  # still a lazy (dask) array of the old archive
     for k, want in enumerate(seen):
         np.testing.assert_array_equal(np.asarray(dapi.data[k]), want, err_msg=f"level {k}")
     np.testing.assert_array_equal(seen[0], original[0])
@@ -288,7 +285,7 @@ def test_add_labels_to_an_ngff_zarr_archive_copies_its_image(ngff_zarr_ozx, tmp_
     g = open_ozx(path)
     ms = g.attrs["ome"]["multiscales"][0]
     level0 = g[ms["datasets"][0]["path"]]
-    spatial = [n for n, a in zip(level0.shape, ms["axes"]) if a.get("type") == "space"]
+    spatial = [n for n, a in zip(level0.shape, ms["axes"], strict=True) if a.get("type") == "space"]
     seg = np.zeros(spatial, "uint16")
     seg[..., :5, :5] = 2
     add_labels(path, "seg", seg)
@@ -355,8 +352,8 @@ def test_layers_opened_by_napari_ome_zarr_save_as_ozx(make_napari_viewer, ome_za
     again = make_napari_viewer()
     again.open(str(out), plugin=None)
     assert len(again.layers) == len(viewer.layers)
-    for a, b in zip(viewer.layers, again.layers):
-        np.testing.assert_array_equal(_level0(b), _level0(a), err_msg=a.name)
+    for a, b in zip(viewer.layers, again.layers, strict=True):
+        np.testing.assert_array_equal(level0(b), level0(a), err_msg=a.name)
 
 
 @pytest.mark.parametrize("kind", ["numpy", "dask", "zarr", "list of levels"])
@@ -393,7 +390,7 @@ def test_edit_and_save_archives_written_by_other_tools(make_napari_viewer, reque
     image.contrast_limits = (10, 3000)
     image.colormap = "magenta"
     image.name = "renamed"
-    shape = _level0(image).shape
+    shape = level0(image).shape
     seg = np.zeros(shape, "uint16")
     seg[..., 2:9, 3:12] = 5
     viewer.add_labels(seg, name="seg", scale=image.scale, translate=image.translate)
@@ -402,7 +399,7 @@ def test_edit_and_save_archives_written_by_other_tools(make_napari_viewer, reque
         cells = viewer.layers["cells"]
         cells.paint((4, 100, 10), 9, refresh=True)
         cells.fill((4, 30, 30), 3)
-    expected = {layer.name: _level0(layer).copy() for layer in viewer.layers}
+    expected = {layer.name: level0(layer).copy() for layer in viewer.layers}
     out = tmp_path / f"{which}-edited.ozx"
     assert viewer.layers.save(str(out), plugin="napari-ozx") == [str(out)]
 
@@ -410,7 +407,7 @@ def test_edit_and_save_archives_written_by_other_tools(make_napari_viewer, reque
     again.open(str(out), plugin=None)
     assert [layer.name for layer in again.layers] == list(expected)
     for layer in again.layers:
-        np.testing.assert_array_equal(_level0(layer), expected[layer.name], err_msg=layer.name)
+        np.testing.assert_array_equal(level0(layer), expected[layer.name], err_msg=layer.name)
     renamed = again.layers["renamed"]
     assert tuple(renamed.contrast_limits) == (10, 3000)
     assert renamed.colormap.name == "magenta"

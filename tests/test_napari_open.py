@@ -5,22 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import CHANNELS, LABEL_COLORS, PLATE_COLS, PLATE_ROWS, PLATE_WELLS
+from archives import PLATE_COLS, PLATE_ROWS, PLATE_WELLS
+from conftest import CHANNELS, LABEL_COLORS
+from helpers import label_pixels, open_in_napari, random_pixels
 
 pytestmark = pytest.mark.gui
 
 
-def _open(viewer, path):
-    # plugin=None: no plugin named, napari picks the reader (what File > Open and drag-and-drop
-    # do; a bare ``viewer.open(path)`` means plugin="napari", napari's builtins, in napari >= 0.5)
-    layers = viewer.open(str(path), plugin=None)
-    assert layers and all(layer.source.reader_plugin == "napari-ozx" for layer in layers)
-    return layers
-
-
 def test_ome_zarr_py_archive(make_napari_viewer, ome_zarr_py_ozx):
     viewer = make_napari_viewer()
-    _open(viewer, ome_zarr_py_ozx)
+    open_in_napari(viewer, ome_zarr_py_ozx)
     assert [layer.name for layer in viewer.layers] == ["DAPI", "Actin", "cells"]
     dapi, actin, cells = viewer.layers
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Image", "Labels"]
@@ -55,9 +49,8 @@ def test_ome_zarr_py_archive(make_napari_viewer, ome_zarr_py_ozx):
     assert features.loc[1, "class"] == "nucleus" and features.loc[2, "area"] == 900
 
     # the pixels are the ones ome-zarr-py wrote
-    from conftest import label_pixels, pixels
-
-    np.testing.assert_array_equal(np.asarray(actin.data[0][3]), pixels((2, 8, 128, 128))[1, 3])
+    np.testing.assert_array_equal(np.asarray(actin.data[0][3]),
+                                  random_pixels((2, 8, 128, 128))[1, 3])
     np.testing.assert_array_equal(cells.data[2], label_pixels()[2])
 
 
@@ -71,7 +64,7 @@ def test_gui_open_path_picks_our_reader(make_napari_viewer, sample_ozx):
 
 def test_ngff_zarr_archive(make_napari_viewer, ngff_zarr_ozx):
     viewer = make_napari_viewer()
-    _open(viewer, ngff_zarr_ozx)
+    open_in_napari(viewer, ngff_zarr_ozx)
     assert len(viewer.layers) == 1
     (layer,) = viewer.layers
     assert type(layer).__name__ == "Image"
@@ -92,7 +85,7 @@ def test_zipped_v04_dataset_reads_quietly(make_napari_viewer, v04_zip, notificat
 
     viewer = make_napari_viewer()
     with caplog.at_level(logging.INFO, logger="napari_ozx"):
-        _open(viewer, v04_zip)
+        open_in_napari(viewer, v04_zip)
     assert [layer.name for layer in viewer.layers] == ["DAPI", "Actin", "cells"]
     assert viewer.layers["DAPI"].data[0].shape == (8, 128, 128)
     # ours (napari's own "Inconsistent units across layers" is about the labels' units)
@@ -107,7 +100,8 @@ def test_zipped_v04_dataset_reads_quietly(make_napari_viewer, v04_zip, notificat
 
 def test_multiscale_level_transformations(make_napari_viewer, multiscale_transform_ozx):
     viewer = make_napari_viewer()
-    _open(viewer, multiscale_transform_ozx)
+    open_in_napari(viewer, multiscale_transform_ozx)
+    assert len(viewer.layers[:2]) == 2  # the two channels
     for layer in viewer.layers[:2]:
         # dataset: scale (2, .5, .5), translation (5, 6, 7); then multiscale: scale z by 3,
         # translate x by 100
@@ -118,7 +112,7 @@ def test_multiscale_level_transformations(make_napari_viewer, multiscale_transfo
 def test_plate_mosaic(make_napari_viewer, plate_ozx):
     path, fields = plate_ozx
     viewer = make_napari_viewer()
-    _open(viewer, path)
+    open_in_napari(viewer, path)
     assert [layer.name for layer in viewer.layers] == ["P1 [0]", "P1 [1]"]
     layer = viewer.layers[0]
     h, w = 32, 48
@@ -134,7 +128,7 @@ def test_plate_mosaic(make_napari_viewer, plate_ozx):
 
 def test_bioformats2raw_collection(make_napari_viewer, collection_ozx):
     viewer = make_napari_viewer()
-    _open(viewer, collection_ozx)
+    open_in_napari(viewer, collection_ozx)
     assert [layer.name for layer in viewer.layers] == ["series-0", "series-1"]
     assert [layer.data.shape for layer in viewer.layers] == [(64, 64), (32, 40)]
 
@@ -171,7 +165,7 @@ def test_bad_lower_levels_keep_the_image(make_napari_viewer, broken_ozx, notific
 
 def test_screenshot_shows_channels_and_labels(make_napari_viewer, sample_ozx, tmp_path):
     viewer = make_napari_viewer(show=True)
-    _open(viewer, sample_ozx)
+    open_in_napari(viewer, sample_ozx)
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Image", "Labels"]
     assert viewer.layers[0].data[0].chunksize == (128, 128)  # the image: a lazy pyramid
     assert isinstance(viewer.layers["masks"].data, np.ndarray)  # paintable

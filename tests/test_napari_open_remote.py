@@ -26,7 +26,7 @@ def test_viewer_opens_an_http_url(make_napari_viewer, ngff_zarr_ozx, sample_ozx)
         ]
         # pixels identical to the local file, read through the viewer's layer data
         local = make_napari_viewer().open(str(ngff_zarr_ozx), plugin=None)[0]
-        for remote_level, local_level in zip(layer.data, local.data):
+        for remote_level, local_level in zip(layer.data, local.data, strict=True):
             np.testing.assert_array_equal(np.asarray(remote_level), np.asarray(local_level))
         assert srv.stats.requests > 0
 

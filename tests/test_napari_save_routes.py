@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import napari_ozx
-from conftest import label_pixels, pixels
+from helpers import label_pixels, level0, random_pixels
 
 pytestmark = pytest.mark.gui
 
@@ -37,7 +37,7 @@ PYRAMIDS = {"napari-ozx", "ngff-zarr", "ome-zarr-py"}  # archives that store sev
 
 def _ours(path: Path, shape) -> Path:
     return Path(napari_ozx.write_ozx(
-        path, pixels((2, *shape), seed=5), labels={"cells": label_pixels(shape)},
+        path, random_pixels((2, *shape), seed=5), labels={"cells": label_pixels(shape)},
         axes="czyx", scale=(2.0, 0.5, 0.5), units="micrometer", channel_names=["DAPI", "GFP"],
         colormaps=["blue", "green"], contrast_limits=[(10, 3000), (20, 2500)]))
 
@@ -53,11 +53,6 @@ def ours_ozx(tmp_path_factory) -> Path:
 def ours_small_ozx(tmp_path_factory) -> Path:
     """The same, small: stored as one level, opens as plain layers."""
     return _ours(tmp_path_factory.mktemp("ours-small") / "small.ozx", (6, 200, 300))
-
-
-def _level0(layer) -> np.ndarray:
-    data = layer.data
-    return np.asarray(data[0] if layer.multiscale else data)
 
 
 def _settings(layer) -> dict:
@@ -83,10 +78,10 @@ def _load_source(source, viewer, request) -> None:
             if layer.multiscale:
                 assert type(layer.data).__name__ == "MultiScaleData"
     elif source == "numpy":
-        viewer.add_image(pixels((240, 320), seed=9), name="raw", scale=(0.25, 0.5))
+        viewer.add_image(random_pixels((240, 320), seed=9), name="raw", scale=(0.25, 0.5))
         viewer.add_labels(label_pixels((1, 240, 320))[0], name="Labels", scale=(0.25, 0.5))
     else:
-        data = da.from_array(pixels((5, 120, 160), seed=11), chunks=(1, 64, 64))
+        data = da.from_array(random_pixels((5, 120, 160), seed=11), chunks=(1, 64, 64))
         viewer.add_image(data, name="stack", scale=(3.0, 0.5, 0.5), contrast_limits=(0, 4000))
 
     images = [layer for layer in viewer.layers if type(layer).__name__ == "Image"]
@@ -179,7 +174,7 @@ def test_save_route_round_trip(source, route, make_napari_viewer, qtbot, tmp_pat
         viewer.window.add_plugin_dock_widget("napari-ozx", "Export .ozx")
     _load_source(source, viewer, request)
     saved_layers = list(viewer.layers)
-    expected = {layer.name: (_settings(layer), _level0(layer)) for layer in saved_layers}
+    expected = {layer.name: (_settings(layer), level0(layer)) for layer in saved_layers}
     if route in SELECTING:
         # an unrelated image that would not even fit as a channel: not chosen, not saved
         viewer.add_image(np.zeros((7, 9), "uint8"), name="scratch")
@@ -196,7 +191,7 @@ def test_save_route_round_trip(source, route, make_napari_viewer, qtbot, tmp_pat
 
     again = make_napari_viewer()
     reopened = again.open(str(path), plugin=None)
-    got = {layer.name: (_settings(layer), _level0(layer)) for layer in reopened}
+    got = {layer.name: (_settings(layer), level0(layer)) for layer in reopened}
     assert sorted(got) == sorted(expected)
     for name, (settings, pixels_before) in expected.items():
         settings_after, pixels_after = got[name]

@@ -15,16 +15,11 @@ import numpy as np
 import pytest
 
 import napari_ozx
+from helpers import open_in_napari
 
 pytestmark = pytest.mark.gui
 
 SHOTS = Path(os.environ.get("OZX_SCREENSHOTS", "/tmp/napari-ozx-shots"))
-
-
-def _open(viewer, path):
-    layers = viewer.open(str(path), plugin=None)
-    assert layers and all(layer.source.reader_plugin == "napari-ozx" for layer in layers)
-    return layers
 
 
 def _unzipped(path: Path) -> Path:
@@ -69,7 +64,7 @@ def test_a_write_without_limits_opens_with_limits_inside_the_data_range(make_nap
     napari_ozx.write_ozx(path, data)
 
     viewer = make_napari_viewer()
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     lo, hi = layer.contrast_limits
     assert 0 <= lo < 20 and 980 < hi <= 1000, layer.contrast_limits
 
@@ -108,7 +103,7 @@ def test_float_data_without_limits_saves_and_opens_with_its_range(make_napari_vi
         napari_ozx.write_ozx(path, data, axes="cyx")
 
     viewer = make_napari_viewer()
-    layers = _open(viewer, path)
+    layers = open_in_napari(viewer, path)
     assert len(layers) == channels
     for i, layer in enumerate(layers):
         lo, hi = layer.contrast_limits
@@ -124,7 +119,7 @@ def test_a_layers_own_contrast_limits_win(make_napari_viewer, tmp_path):
     path = tmp_path / "own.ozx"
     viewer.layers.save(str(path), plugin="napari-ozx")
     viewer.layers.clear()
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     assert list(layer.contrast_limits) == [100, 300]
 
 
@@ -143,7 +138,7 @@ def test_every_dtype_round_trips_through_napari(make_napari_viewer, tmp_path, dt
     path = tmp_path / f"{dtype}.ozx"
     viewer.layers.save(str(path), plugin="napari-ozx")
     viewer.layers.clear()
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     level0 = layer.data[0] if layer.multiscale else layer.data
     assert level0.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(np.asarray(level0), data)
@@ -181,7 +176,7 @@ def test_rgb_and_rgba_layers_round_trip_as_one_layer(make_napari_viewer, tmp_pat
     viewer.layers.save(str(path), plugin="napari-ozx")
     viewer.layers.clear()
 
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     assert layer.rgb and layer.name == "photo"
     level0 = layer.data[0] if layer.multiscale else layer.data
     assert level0.shape == (256, 256, n)
@@ -213,7 +208,7 @@ def test_rgb_and_rgba_layers_round_trip_as_one_layer(make_napari_viewer, tmp_pat
     again = tmp_path / f"rgb{n}-again.ozx"
     viewer.layers.save(str(again), plugin="napari-ozx")
     viewer.layers.clear()
-    (back,) = _open(viewer, again)
+    (back,) = open_in_napari(viewer, again)
     assert back.rgb
     np.testing.assert_array_equal(np.asarray(back.data[0] if back.multiscale else back.data),
                                   rgb)
@@ -232,7 +227,7 @@ def test_viridis_round_trips(make_napari_viewer, tmp_path):
     viewer.layers.save(str(path), plugin="napari-ozx")
     viewer.layers.clear()
 
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     assert layer.colormap.name == "viridis"
     from napari.utils.colormaps import AVAILABLE_COLORMAPS
 
@@ -263,7 +258,7 @@ def test_a_custom_colormap_round_trips(make_napari_viewer, tmp_path):
     path = tmp_path / "custom.ozx"
     viewer.layers.save(str(path), plugin="napari-ozx")
     viewer.layers.clear()
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     np.testing.assert_allclose(layer.colormap.colors, cmap.colors, atol=1e-5)
     np.testing.assert_allclose(layer.colormap.controls, cmap.controls, atol=1e-5)
 
@@ -282,7 +277,7 @@ def test_a_default_labelled_time_lapse_keeps_every_frame_on_every_level(make_nap
     napari_ozx.write_ozx(path, viewer.layers[0], pyramid_levels=3)
     viewer.layers.clear()
 
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     assert layer.multiscale and len(layer.data) == 3
     assert [lvl.shape[0] for lvl in layer.data] == [6, 6, 6]
     for level in layer.data:  # frame 3 is frame 3 on every level, never blended
@@ -372,7 +367,7 @@ def test_a_bare_array_archive_opens(make_napari_viewer, tmp_path, capsys):
     np.testing.assert_array_equal(zarr.open_array(napari_ozx.OzxStore(path), mode="r")[:], data)
 
     viewer = make_napari_viewer()
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     assert layer.name == "bare" and tuple(layer.axis_labels) == ("y", "x")
     np.testing.assert_array_equal(np.asarray(layer.data), data)
 
@@ -396,7 +391,7 @@ def test_a_comment_less_zip_opens_without_warnings(make_napari_viewer, tmp_path,
         for info in z.infolist():
             o.writestr(info.filename, z.read(info))
     viewer = make_napari_viewer()
-    (layer,) = _open(viewer, plain)
+    (layer,) = open_in_napari(viewer, plain)
     np.testing.assert_array_equal(np.asarray(layer.data), napari_ozx.open_ozx(src)["0"][:])
     assert [n for n in notifications if n.severity in ("warning", "error")] == []
     assert "no-comment" in {f.code for f in validate(plain).findings}
@@ -404,51 +399,22 @@ def test_a_comment_less_zip_opens_without_warnings(make_napari_viewer, tmp_path,
 
 # ------------------------------------------------------------------ 6. plate labels
 
-PLATE_WELLS = ["A/1", "A/3", "B/2"]
-
-
 @pytest.fixture(scope="module")
 def labelled_plate(tmp_path_factory) -> tuple[Path, dict]:
     """An HCS plate (2 x 3, three wells, two fields) whose fields have ``labels/cells``,
     written by ome-zarr-py and zipped in RFC-9 order."""
-    from ome_zarr.writer import (write_image, write_labels, write_plate_metadata,
-                                 write_well_metadata)
-
-    from archives import zip_stdlib
+    from archives import write_plate, zip_stdlib
 
     d = tmp_path_factory.mktemp("lplate")
-    root = zarr_open_group(d / "plate.zarr")
-    write_plate_metadata(root, ["A", "B"], ["1", "2", "3"], PLATE_WELLS, field_count=2,
-                         name="P2")
-    masks = {}
-    for i, well in enumerate(PLATE_WELLS):
-        row, col = well.split("/")
-        wg = root.require_group(row).require_group(col)
-        write_well_metadata(wg, ["0", "1"])
-        for f in range(2):
-            fg = wg.require_group(str(f))
-            write_image(np.full((2, 64, 96), 100 * (i + 1) + f, dtype="uint16"), fg,
-                        axes="cyx", scale_factors=(2,),
-                        storage_options={"chunks": (1, 32, 32)})
-            mask = np.zeros((64, 96), dtype="uint32")
-            mask[8:40, 10 + 10 * i:50 + 10 * i] = i + 1
-            write_labels(mask, fg, name="cells", axes="yx", scale_factors=(2,),
-                         label_metadata={"colors": [{"label-value": i + 1,
-                                                     "rgba": [255, 0, 0, 255]}]})
-            masks[(well, f)] = mask
+    _, masks = write_plate(d / "plate.zarr", name="P2", field_shape=(64, 96), chunk=32,
+                           labels=True)
     return zip_stdlib(d / "plate.zarr", d / "plate.ozx"), masks
-
-
-def zarr_open_group(path):
-    import zarr
-
-    return zarr.open_group(str(path), mode="w")
 
 
 def test_plate_labels_are_shown_tiled_like_the_images(make_napari_viewer, labelled_plate):
     path, masks = labelled_plate
     viewer = make_napari_viewer(show=True)
-    layers = _open(viewer, path)
+    layers = open_in_napari(viewer, path)
     kinds = [type(layer).__name__ for layer in layers]
     assert kinds.count("Labels") == 1 and kinds.count("Image") == 2, kinds
     image = next(layer for layer in layers if type(layer).__name__ == "Image")
@@ -485,9 +451,8 @@ def test_a_large_plate_with_labels_opens_in_seconds(tmp_path):
 
     import zarr
 
-    from napari_ozx._reader import read_ozx
-
     from archives import zip_stdlib
+    from napari_ozx._reader import read_ozx
 
     rows = [chr(ord("A") + i) for i in range(16)]
     cols = [str(i + 1) for i in range(24)]
@@ -546,7 +511,7 @@ def test_ngff_zarr_0_6_archive_is_placed_as_napari_ome_zarr_places_it(make_napar
     assert napari_ozx.open_ozx(path).attrs["ome"]["version"] == "0.6"
 
     viewer = make_napari_viewer()
-    (ours,) = _open(viewer, path)
+    (ours,) = open_in_napari(viewer, path)
     np.testing.assert_allclose(ours.scale, [0.5, 0.25])
     np.testing.assert_allclose(ours.translate, [10.0, 20.0])
     np.testing.assert_array_equal(np.asarray(ours.data[0]), data)
@@ -611,7 +576,7 @@ def v06_scene(tmp_path_factory) -> Path:
 
 def test_a_0_6_scene_places_each_image_as_napari_ome_zarr_does(make_napari_viewer, v06_scene):
     viewer = make_napari_viewer()
-    ours = {layer.name: layer for layer in _open(viewer, v06_scene)}
+    ours = {layer.name: layer for layer in open_in_napari(viewer, v06_scene)}
     assert sorted(ours) == ["aff.zarr", "rot.zarr", "seq.zarr"]
     # the rotated image: its corner (40, 0) px = (20, 0) um, turned by 30 degrees
     a = np.deg2rad(30)
@@ -656,7 +621,7 @@ def test_an_unknown_transformation_warns_and_the_image_still_opens(make_napari_v
                                  {"type": "displacements", "path": "field"}]}]}]}]}
     path = zip_stdlib(d, tmp_path / "odd.ozx")
     viewer = make_napari_viewer()
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     np.testing.assert_allclose(layer.scale, [2.0, 3.0])
     np.testing.assert_array_equal(np.asarray(layer.data), data)
     warnings_ = [str(n.message) for n in notifications if n.severity == "warning"]
@@ -673,7 +638,7 @@ def test_file_save_layers_of_a_big_time_lapse_keeps_its_frames(make_napari_viewe
     path = tmp_path / "big-tl.ozx"
     viewer.layers.save(str(path), plugin="napari-ozx")
     viewer.layers.clear()
-    (layer,) = _open(viewer, path)
+    (layer,) = open_in_napari(viewer, path)
     assert layer.multiscale and len(layer.data) > 1
     assert {lvl.shape[0] for lvl in layer.data} == {6}
     assert np.unique(np.asarray(layer.data[-1][3])).tolist() == [400]
@@ -693,7 +658,7 @@ def test_five_unlabelled_axes_save_as_ome_zarr_allows_and_only_the_plane_shrinks
         ("t", "time"), ("dim_1", None), ("z", "space"), ("y", "space"), ("x", "space")]
     assert group["1"].shape == (2, 3, 4, 32, 32)
     viewer.layers.clear()
-    (ours,) = _open(viewer, path)
+    (ours,) = open_in_napari(viewer, path)
     (theirs,) = _open_ome_zarr(viewer, path)  # ome-zarr-py accepts one unknown axis only
     assert [lvl.shape for lvl in theirs.data] == [lvl.shape for lvl in ours.data]
 
@@ -718,7 +683,7 @@ def test_a_0_6_image_with_alternative_systems_uses_the_first_as_napari_ome_zarr(
                     "output": {"name": "flipped"}}]})
     path = zip_stdlib(d / "img", tmp_path / "alt.ozx")
     viewer = make_napari_viewer()
-    (ours,) = _open(viewer, path)
+    (ours,) = open_in_napari(viewer, path)
     # pixel (30, 0) -> (60, 0) um -> rotated (0, 60) -> (100, 60)
     np.testing.assert_allclose(ours.data_to_world((30, 0)), [100.0, 60.0], atol=1e-9)
     (theirs,) = _open_ome_zarr(viewer, path)

@@ -12,15 +12,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from napari_ozx import open_ozx, write_ozx
-from napari_ozx.cli import main
 from napari_ozx.errors import CorruptArchiveError
-
-
-def run(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _dup_zip(path, first=b"first", second=b"second"):
@@ -35,7 +29,7 @@ def _dup_zip(path, first=b"first", second=b"second"):
 def test_validate_crc_checks_each_copy_of_a_duplicated_name_against_its_own_bytes(
         tmp_path, capsys):
     path = _dup_zip(tmp_path / "dup.zip")
-    code, out, _ = run(capsys, "validate", "--crc", "--json", "--no-progress", path)
+    code, out, _ = run_cli(capsys, "validate", "--crc", "--json", "--no-progress", path)
     report = json.loads(out)
     codes = {f["code"] for f in report[0]["findings"]} if isinstance(report, list) else {
         f["code"] for f in report["findings"]}
@@ -46,7 +40,7 @@ def test_validate_crc_checks_each_copy_of_a_duplicated_name_against_its_own_byte
     at = raw.index(b"first")
     raw[at] ^= 0x01
     path.write_bytes(bytes(raw))
-    code, out, _ = run(capsys, "validate", "--crc", "--no-progress", path)
+    code, out, _ = run_cli(capsys, "validate", "--crc", "--no-progress", path)
     assert code != 0
     assert "crc-mismatch [a]" in out
 
@@ -68,12 +62,12 @@ def _ozx_with_duplicated_root(tmp_path):
 
 def test_info_shows_each_node_once_and_says_duplicates_exist(tmp_path, capsys):
     path = _ozx_with_duplicated_root(tmp_path)
-    code, out, _ = run(capsys, "info", path)
+    code, out, _ = run_cli(capsys, "info", path)
     assert code == 0
     assert out.count("multiscales") == 1
     assert out.count("/0 ") <= 2  # the array line and the level line, once each
     assert "duplicates  2 names occur more than once" in out
-    code, out, _ = run(capsys, "info", "--json", path)
+    code, out, _ = run_cli(capsys, "info", "--json", path)
     d = json.loads(out)
     d = d[0] if isinstance(d, list) else d
     assert [n["path"] for n in d["nodes"]] == ["", "0"]
@@ -103,10 +97,10 @@ def test_validate_reports_a_central_directory_name_that_differs_from_its_local_h
     path = tmp_path / "a.ozx"
     write_ozx(path, np.ones((300, 400), dtype="uint16"), axes="yx", chunks=(64, 64),
               shards=(128, 128))
-    code, out, _ = run(capsys, "validate", "--no-progress", path)
+    code, out, _ = run_cli(capsys, "validate", "--no-progress", path)
     assert code == 0, out
     _mangle_directory_name(path, b"0/c/1/1", b"0/c/1/9")
-    code, out, _ = run(capsys, "validate", "--no-progress", path)
+    code, out, _ = run_cli(capsys, "validate", "--no-progress", path)
     assert code != 0
     assert "name-mismatch [0/c/1/9]" in out and "'0/c/1/1'" in out
 
@@ -147,8 +141,8 @@ def test_verify_stored_checks_an_entry_in_full_at_its_first_ranged_read(unchecke
 
 def test_validate_crc_finds_the_damaged_stored_entry(unchecked_damage, capsys):
     good, bad, _ = unchecked_damage
-    assert run(capsys, "validate", "--crc", "--no-progress", good)[0] == 0
-    code, out, _ = run(capsys, "validate", "--crc", "--no-progress", bad)
+    assert run_cli(capsys, "validate", "--crc", "--no-progress", good)[0] == 0
+    code, out, _ = run_cli(capsys, "validate", "--crc", "--no-progress", bad)
     assert code != 0 and "crc-mismatch [0/c/1/1]" in out
 
 

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,8 @@ import psutil
 import pytest
 import zarr
 
-from archives import many_entry_archive, many_row
+from archives import many_row
+from load_loop import read_loop
 from napari_ozx import open_ozx, write_ozx
 from napari_ozx.zip.remote import RemoteError
 from servers import RangeServer
@@ -38,50 +38,13 @@ HERE = Path(__file__).parent
 SECONDS = float(os.environ.get("OZX_LOAD_SECONDS", "30"))
 WARM_UP = min(5.0, SECONDS / 6)
 SHAPE, CHUNKS, SHARDS = (16, 1024, 1024), (1, 128, 128), (4, 512, 512)
-N_ENTRIES = 1_000_000
 
-# The loop every reader runs (threads here, and the child processes): random inner chunks of
-# the three archives, each compared with the directory (or with the rows of the 1M archive).
-LOOP = textwrap.dedent('''
-    import random, time
-    import numpy as np
-
-    def read_loop(arrays, reference, rows_of, seconds, seed, stop_at=None):
-        """{'reads': n, 'errors': [...], 'mismatches': [...]} after ``seconds``."""
-        rng = random.Random(seed)
-        sharded, many, remote = arrays
-        shape, chunks = sharded.shape, sharded.chunks
-        grid = [-(-s // c) for s, c in zip(shape, chunks)]
-        out = {"reads": 0, "bytes": 0, "errors": [], "mismatches": []}
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            which = rng.randrange(3)
-            try:
-                if which == 1:
-                    i = rng.randrange(many.shape[0])
-                    got, want, where = many[i], rows_of(i), ("1M", i)
-                else:
-                    ix = [rng.randrange(g) for g in grid]
-                    sel = tuple(slice(i * c, min((i + 1) * c, s))
-                                for i, c, s in zip(ix, chunks, shape))
-                    src = sharded if which == 0 else remote
-                    got, want = src[sel], reference[sel]
-                    where = ("local" if which == 0 else "http", ix)
-                out["reads"] += 1
-                out["bytes"] += got.nbytes
-                if got.shape != want.shape or not np.array_equal(got, want):
-                    out["mismatches"].append(repr(where))
-            except Exception as e:  # counted, and the test fails on any
-                out["errors"].append(f"{type(e).__name__}: {e}"[:300])
-        return out
-''')
-exec(LOOP)  # noqa: S102 - the same function here and in the child processes
-
-CHILD = LOOP + textwrap.dedent('''
+CHILD = textwrap.dedent('''
     import json, sys, threading
     import psutil, zarr
     sys.path.insert(0, TESTS)
     from archives import many_row
+    from load_loop import read_loop
     from napari_ozx import open_ozx
 
     sharded_path, many_path, url, directory, seconds, seed = sys.argv[1:7]
@@ -101,7 +64,7 @@ CHILD = LOOP + textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def load_archives(tmp_path_factory):
+def load_archives(tmp_path_factory, million_ozx):
     d = tmp_path_factory.mktemp("load")
     rng = np.random.default_rng(13)
     zz, yy, xx = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
@@ -111,8 +74,7 @@ def load_archives(tmp_path_factory):
     directory = d / "sharded.zarr"
     with zipfile.ZipFile(sharded) as z:  # the same entries, as files (the stdlib unzips)
         z.extractall(directory)
-    many = many_entry_archive(d / "many.ozx", N_ENTRIES)
-    return sharded, many, directory, pixels
+    return sharded, million_ozx, directory, pixels
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Self-checking archives (issue 13, item 1): every inner chunk we write carries a checksum
-(zstd: the frame's content checksum; blosc, none: zarr's crc32c codec; gzip: its own CRC), so zarr-python (ZipStore), TensorStore (zip kvstore + zarr3), ngff-zarr and napari-ozx
-read our archives with identical pixels and refuse a chunk with one flipped byte.
+(zstd: the frame's content checksum; blosc, none: zarr's crc32c codec; gzip: its own CRC), so
+zarr-python (ZipStore), TensorStore (zip kvstore + zarr3), ngff-zarr and napari-ozx read our
+archives with identical pixels and refuse a chunk with one flipped byte.
 
 The damaged archives get their ZIP CRC-32 fields rewritten to match the flipped bytes: what
 refuses them is the chunk's own checksum, not the ZIP layer (a ranged read of a STORED entry
@@ -45,8 +46,8 @@ def _inner_chunks(path, entry):
         data = z.read(entry)
         meta = json.loads(z.read("0/zarr.json"))
     conf = meta["codecs"][0]["configuration"]
-    per_shard = np.prod([s // c for s, c in zip(meta["chunk_grid"]["configuration"]
-                                                 ["chunk_shape"], conf["chunk_shape"])])
+    shard_shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    per_shard = np.prod([s // c for s, c in zip(shard_shape, conf["chunk_shape"], strict=True)])
     crc = 4 if len(conf["index_codecs"]) == 2 else 0
     index = np.frombuffer(data[len(data) - 16 * per_shard - crc: len(data) - crc], "<u8")
     return [(int(o), int(n)) for o, n in index.reshape(-1, 2) if o != 2**64 - 1]
@@ -129,12 +130,13 @@ READERS = {"zarr ZipStore": read_zipstore, "TensorStore": read_tensorstore,
 def test_every_inner_chunk_carries_a_crc32c(tmp_path, pixels):
     path = _save(tmp_path, pixels, "a.ozx")
     with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            if name.endswith("zarr.json") and json.loads(z.read(name)).get("node_type") == \
-                    "array":
-                inner = json.loads(z.read(name))["codecs"][0]["configuration"]["codecs"]
-                assert [c["name"] for c in inner] == ["bytes", "zstd"], name
-                assert inner[1]["configuration"]["checksum"] is True, name
+        arrays = [name for name in z.namelist() if name.endswith("zarr.json")
+                  and json.loads(z.read(name)).get("node_type") == "array"]
+        assert arrays
+        for name in arrays:
+            inner = json.loads(z.read(name))["codecs"][0]["configuration"]["codecs"]
+            assert [c["name"] for c in inner] == ["bytes", "zstd"], name
+            assert inner[1]["configuration"]["checksum"] is True, name
     off = _save(tmp_path, pixels, "off.ozx", checksum=False)
     with zipfile.ZipFile(off) as z:
         inner = json.loads(z.read("0/zarr.json"))["codecs"][0]["configuration"]["codecs"]
@@ -198,9 +200,9 @@ def test_reading_for_a_viewer_blanks_the_chunk_but_a_save_refuses_it(tmp_path, p
                                                                      monkeypatch):
     """Layer data from a damaged archive: the viewer's read answers fill value for the bad
     chunk (reported once); a save of that data fails naming the entry and writes nothing."""
+    from napari_ozx._reader import read_ozx
     from napari_ozx.read import guard
     from napari_ozx.save.api import write_layers
-    from napari_ozx._reader import read_ozx
 
     bad = flip_byte(_save(tmp_path, pixels, "a.ozx", pyramid_levels=1), tmp_path / "bad.ozx")
     import napari_ozx._reader as reader

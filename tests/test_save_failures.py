@@ -12,23 +12,15 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import sys
 import uuid
 
-import numpy as np
 import pytest
 
+from helpers import random_pixels, run_cli
 from napari_ozx import write_ozx
-from napari_ozx.cli import main
 from napari_ozx.errors import OzxError, WriteError
 
 CAPACITY = 2 << 20
-
-
-def run(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _mount(path, *options) -> bool:
@@ -69,7 +61,7 @@ def full_disk(tmp_path, monkeypatch):
 
 
 def _noise(shape, seed=0):  # incompressible: the archive is as big as the pixels
-    return np.random.default_rng(seed).integers(0, 65535, shape, dtype=np.uint16)
+    return random_pixels(shape, seed=seed, high=65535)
 
 
 def test_a_save_onto_a_full_disk_names_the_destination_and_the_size(full_disk):
@@ -141,7 +133,7 @@ def test_unpack_onto_a_full_disk_leaves_no_partial_tree(full_disk, tmp_path, cap
     src = tmp_path / "big.ozx"
     write_ozx(src, _noise((1024, 1024), 2), axes="yx", chunks=(128, 128), shards=(256, 256))
     assert src.stat().st_size > CAPACITY
-    code, out, err = run(capsys, "unpack", "--no-progress", src, full_disk / "out")
+    code, out, err = run_cli(capsys, "unpack", "--no-progress", src, full_disk / "out")
     assert code != 0
     assert "Traceback" not in err and str(full_disk / "out") in err
     assert "no space left on the device" in err
@@ -150,7 +142,7 @@ def test_unpack_onto_a_full_disk_leaves_no_partial_tree(full_disk, tmp_path, cap
     keep = full_disk / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
-    code, out, err = run(capsys, "unpack", "--no-progress", "--force", src, keep)
+    code, out, err = run_cli(capsys, "unpack", "--no-progress", "--force", src, keep)
     assert code != 0 and "no space left on the device" in err
     assert sorted(os.listdir(keep)) == ["notes.txt"]
     assert (keep / "notes.txt").read_text() == "mine"
@@ -161,7 +153,7 @@ def test_unpack_that_fits_is_complete(tmp_path, capsys):
     write_ozx(src, _noise((128, 128)), axes="yx")
     out = tmp_path / "out"
     out.mkdir()  # an empty directory is replaced by the complete tree
-    code, _, err = run(capsys, "unpack", "--no-progress", src, out)
+    code, _, err = run_cli(capsys, "unpack", "--no-progress", src, out)
     assert code == 0, err
     assert (out / "zarr.json").is_file() and (out / "0" / "zarr.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ozx", "out"]
@@ -170,10 +162,10 @@ def test_unpack_that_fits_is_complete(tmp_path, capsys):
 def test_demo_refuses_to_overwrite_without_force(tmp_path, capsys):
     out = tmp_path / "x.ozx"
     out.write_bytes(b"precious")
-    code, _, err = run(capsys, "demo", "--no-gui", "-o", out)
+    code, _, err = run_cli(capsys, "demo", "--no-gui", "-o", out)
     assert code == 2 and "exists; use --force" in err and "Traceback" not in err
     assert out.read_bytes() == b"precious"
-    code, stdout, err = run(capsys, "demo", "--no-gui", "--force", "-o", out)
+    code, stdout, err = run_cli(capsys, "demo", "--no-gui", "--force", "-o", out)
     assert code == 0, err
     assert out.read_bytes()[:2] == b"PK"
 
@@ -181,7 +173,7 @@ def test_demo_refuses_to_overwrite_without_force(tmp_path, capsys):
 def test_demo_into_a_read_only_directory_is_a_message_not_a_traceback(read_only_dir, capsys):
     out = read_only_dir / f"{uuid.uuid4().hex}.ozx"
     for target in (out, read_only_dir / "sub" / "x.ozx"):
-        code, _, err = run(capsys, "demo", "--no-gui", "-o", target)
+        code, _, err = run_cli(capsys, "demo", "--no-gui", "-o", target)
         assert code == 2, err
         assert "Traceback" not in err
         assert str(target) in err and ("read-only" in err or "permission denied" in err)

@@ -17,10 +17,10 @@ SPACE3 = ["space", "space", "space"]
 
 def reference_mean(a: np.ndarray, factors) -> np.ndarray:
     """Mean over each window, windows cut by the edge averaging what they hold (slow, plain)."""
-    out_shape = [-(-s // f) for s, f in zip(a.shape, factors)]
+    out_shape = [-(-s // f) for s, f in zip(a.shape, factors, strict=True)]
     out = np.empty(out_shape, dtype=float)
     for idx in np.ndindex(*out_shape):
-        window = a[tuple(slice(i * f, (i + 1) * f) for i, f in zip(idx, factors))]
+        window = a[tuple(slice(i * f, (i + 1) * f) for i, f in zip(idx, factors, strict=True))]
         out[idx] = window.astype(float).mean()
     return out
 
@@ -90,6 +90,7 @@ def test_label_pyramids_only_hold_input_values(shape, values, chunk, seed, metho
     a = _label_image(rng, shape, values).astype("uint32")
     levels = build_pyramid(da.from_array(a, chunks=chunk), [(2, 2)] * 3, method)
     present = set(np.unique(a).tolist())
+    assert len(levels) > 1
     for lvl in levels[1:]:
         assert set(np.unique(lvl.compute()).tolist()) <= present
 
@@ -137,11 +138,11 @@ def _mode_by_hand(b, f):
     """The mode of each window, the slow way: counts, ties to the first value in C order."""
     import itertools
 
-    out_shape = [-(-s // k) for s, k in zip(b.shape, f)]
-    pad = np.pad(b, [(0, (-s) % k) for s, k in zip(b.shape, f)], mode="edge")
+    out_shape = [-(-s // k) for s, k in zip(b.shape, f, strict=True)]
+    pad = np.pad(b, [(0, (-s) % k) for s, k in zip(b.shape, f, strict=True)], mode="edge")
     out = np.empty(out_shape, b.dtype)
     for idx in itertools.product(*map(range, out_shape)):
-        w = pad[tuple(slice(i * k, (i + 1) * k) for i, k in zip(idx, f))].reshape(-1)
+        w = pad[tuple(slice(i * k, (i + 1) * k) for i, k in zip(idx, f, strict=True))].reshape(-1)
         counts = [(w == v).sum() for v in w]
         out[idx] = w[int(np.argmax(counts))]
     return out

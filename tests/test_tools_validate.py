@@ -16,46 +16,28 @@ import zarr
 from archives import (
     COMMENT_JSON_FIRST,
     COMMENT_PLAIN,
+    ROOT_META,
+    SMALL_ARRAY_META,
+    SMALL_CHUNK,
     RawEntry,
     layout,
     make_v2_hierarchy,
-    make_v3_hierarchy,
     many_entry_archive,
     tree_files,
     write_raw_zip,
     zip_stdlib,
 )
+from napari_ozx.save.store import OzxWriteStore
 from napari_ozx.tools.pack import pack
 from napari_ozx.tools.validate import ERROR, WARNING, validate
-from napari_ozx.save.store import OzxWriteStore
 from napari_ozx.zip import records as R
 from napari_ozx.zip.writer import OzxWriter
-
-ROOT = json.dumps(
-    {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5"}}}
-).encode()
-ARRAY = json.dumps(
-    {
-        "zarr_format": 3, "node_type": "array", "shape": [4, 4], "data_type": "uint8",
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4, 4]}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": 0, "codecs": [{"name": "bytes"}],
-    }
-).encode()
-CHUNK = bytes(range(16))
-
-
-@pytest.fixture(scope="module")
-def hierarchy(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("hier") / "image.zarr"
-    make_v3_hierarchy(d, shards="end")
-    return d
 
 
 @pytest.fixture(scope="module")
 def ours(hierarchy, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ours") / "image.ozx"
-    pack(hierarchy, out)
+    pack(hierarchy.path, out)
     return out
 
 
@@ -64,7 +46,7 @@ def _raw(path: Path, entries, **kw) -> Path:
 
 
 def _good_entries():
-    return [("zarr.json", ROOT), ("a/zarr.json", ARRAY), ("a/c/0/0", CHUNK)]
+    return [("zarr.json", ROOT_META), ("a/zarr.json", SMALL_ARRAY_META), ("a/c/0/0", SMALL_CHUNK)]
 
 
 def _codes(report, level):
@@ -86,8 +68,8 @@ def test_our_packed_archive_passes_strict_with_crc(ours):
 
 
 def test_our_write_store_archive_passes_strict(tmp_path):
-    from ome_zarr.writer import write_image
     import numpy as np
+    from ome_zarr.writer import write_image
 
     path = tmp_path / "img.ozx"
     with OzxWriteStore(path) as store:
@@ -115,7 +97,7 @@ def test_not_a_zip(tmp_path):
 
 
 def test_root_zarr_json_missing(tmp_path):
-    p = _raw(tmp_path / "noroot.ozx", [("a/c/0/0", CHUNK)], zip64=True)
+    p = _raw(tmp_path / "noroot.ozx", [("a/c/0/0", SMALL_CHUNK)], zip64=True)
     report = validate(p)
     assert _codes(report, ERROR) == {"root-missing"}
 
@@ -131,8 +113,8 @@ def test_zarr_v2_archive_has_no_root_zarr_json(tmp_path):
 
 
 def test_root_in_a_subfolder(tmp_path, hierarchy):
-    names = tree_files(hierarchy)
-    entries = [(f"image.zarr/{n}", (hierarchy / n).read_bytes()) for n in names]
+    names = tree_files(hierarchy.path)
+    entries = [(f"image.zarr/{n}", (hierarchy.path / n).read_bytes()) for n in names]
     p = _raw(tmp_path / "nested-root.ozx", entries, zip64=True)
     report = validate(p)
     assert _codes(report, ERROR) == {"root-not-at-root"}
@@ -159,7 +141,7 @@ def test_archive_hidden_under_a_chunk_name_found_with_crc(tmp_path, ours):
 def test_multi_part_archive_from_infozip(tmp_path):
     src = tmp_path / "big"
     src.mkdir()
-    (src / "zarr.json").write_bytes(ROOT)
+    (src / "zarr.json").write_bytes(ROOT_META)
     (src / "blob").write_bytes(bytes(range(256)) * 1024)
     out = tmp_path / "split.zip"
     subprocess.run(["zip", "-q", "-0", "-s", "64k", "-r", str(out), "."], cwd=src, check=True)
@@ -182,7 +164,7 @@ def test_json_first_claimed_but_false(tmp_path):
 
 
 def test_duplicate_names(tmp_path):
-    p = _raw(tmp_path / "dup.ozx", _good_entries() + [("a/c/0/0", CHUNK[::-1])], zip64=True)
+    p = _raw(tmp_path / "dup.ozx", _good_entries() + [("a/c/0/0", SMALL_CHUNK[::-1])], zip64=True)
     report = validate(p)
     assert _codes(report, ERROR) == {"duplicate-name"}
     assert _entries(report, "duplicate-name") == {"a/c/0/0"}
@@ -199,7 +181,7 @@ def test_unsafe_names(tmp_path, bad):
 def test_encrypted_entry_from_infozip(tmp_path):
     src = tmp_path / "enc"
     src.mkdir()
-    (src / "zarr.json").write_bytes(ROOT)
+    (src / "zarr.json").write_bytes(ROOT_META)
     out = tmp_path / "enc.ozx"
     subprocess.run(["zip", "-q", "-0", "-P", "secret", str(out), "zarr.json"], cwd=src, check=True)
     report = validate(out)
@@ -209,7 +191,7 @@ def test_encrypted_entry_from_infozip(tmp_path):
 
 def test_encrypted_flag_on_a_chunk(tmp_path):
     entries = _good_entries()[:2] + [
-        RawEntry("a/c/0/0", CHUNK, flags=R.FLAG_UTF8 | R.FLAG_ENCRYPTED)
+        RawEntry("a/c/0/0", SMALL_CHUNK, flags=R.FLAG_UTF8 | R.FLAG_ENCRYPTED)
     ]
     report = validate(_raw(tmp_path / "enc.ozx", entries, zip64=True))
     assert _codes(report, ERROR) == {"encrypted"}
@@ -222,7 +204,7 @@ def test_encrypted_flag_on_a_chunk(tmp_path):
      json.dumps({"zarr_format": 3, "node_type": "array", "shape": [4]}).encode()],
 )
 def test_invalid_zarr_json(tmp_path, doc):
-    entries = [("zarr.json", ROOT), ("a/zarr.json", doc), ("a/c/0/0", CHUNK)]
+    entries = [("zarr.json", ROOT_META), ("a/zarr.json", doc), ("a/c/0/0", SMALL_CHUNK)]
     report = validate(_raw(tmp_path / "badjson.ozx", entries, zip64=True))
     assert _codes(report, ERROR) == {"invalid-zarr-json"}
     assert _entries(report, "invalid-zarr-json") == {"a/zarr.json"}
@@ -263,7 +245,7 @@ def test_crc_mismatch_found_only_with_crc(tmp_path, ours):
 
 def _stdlib(tmp_path, hierarchy, name="w.ozx", **kw) -> Path:
     kw.setdefault("force_zip64", True)
-    return zip_stdlib(hierarchy, tmp_path / name, **kw)
+    return zip_stdlib(hierarchy.path, tmp_path / name, **kw)
 
 
 def test_stdlib_archive_lacks_only_zip64_end_records(tmp_path, hierarchy):
@@ -300,7 +282,8 @@ def test_no_zip64_end_records(tmp_path):
 
 def test_infozip_archive_warnings(tmp_path, hierarchy):
     out = tmp_path / "info.ozx"
-    subprocess.run(["zip", "-q", "-0", "-r", "-X", "-D", str(out), "."], cwd=hierarchy, check=True)
+    subprocess.run(["zip", "-q", "-0", "-r", "-X", "-D", str(out), "."], cwd=hierarchy.path,
+                   check=True)
     report = validate(out)
     assert _codes(report, ERROR) == set()
     assert {"no-comment", "no-zip64"} <= _codes(report, WARNING)
@@ -321,7 +304,7 @@ def test_not_breadth_first(tmp_path, hierarchy):
 
 
 def test_deeper_metadata_before_shallower(tmp_path, hierarchy):
-    names = tree_files(hierarchy)
+    names = tree_files(hierarchy.path)
     meta = [n for n in names if n.endswith("zarr.json")]
     data = [n for n in names if n not in meta]
     order = ["zarr.json"] + sorted(meta[1:], key=lambda n: -n.count("/")) + data
@@ -332,7 +315,8 @@ def test_deeper_metadata_before_shallower(tmp_path, hierarchy):
 
 def test_root_not_first_in_file(tmp_path):
     # Root listed first in the directory, but its bytes come after another entry's.
-    entries = [("a/zarr.json", ARRAY), ("zarr.json", ROOT), ("a/c/0/0", CHUNK)]
+    entries = [("a/zarr.json", SMALL_ARRAY_META), ("zarr.json", ROOT_META),
+               ("a/c/0/0", SMALL_CHUNK)]
     p = _raw(tmp_path / "late-root.ozx", entries, zip64=True)
     report = validate(p)
     assert _codes(report, WARNING) == {"not-breadth-first"}
@@ -360,7 +344,7 @@ def test_unsharded_array_with_many_chunks(tmp_path):
 
 
 def test_many_findings_are_summarised(tmp_path):
-    entries = [("zarr.json", ROOT)] + [
+    entries = [("zarr.json", ROOT_META)] + [
         RawEntry(f"x/{i}", b"abc", method=R.METHOD_DEFLATED) for i in range(30)
     ]
     report = validate(_raw(tmp_path / "defl.ozx", entries, zip64=True))
@@ -372,6 +356,6 @@ def test_many_findings_are_summarised(tmp_path):
 def test_our_writer_with_jsonfirst_comment_matches_stdlib_reading(tmp_path):
     p = tmp_path / "w.ozx"
     with OzxWriter(p) as w:
-        w.set_metadata("zarr.json", ROOT)
+        w.set_metadata("zarr.json", ROOT_META)
     with zipfile.ZipFile(p) as zf:
         assert json.loads(zf.comment) == json.loads(COMMENT_JSON_FIRST)

@@ -142,7 +142,7 @@ def test_failure_is_a_notification_and_keeps_the_destination(make_napari_viewer,
     dest = tmp_path / "keep.ozx"
     dest.write_bytes(b"old")
     widget.path.setText(str(dest))
-    worker = widget.start()
+    widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert "narrow" in str(widget.last_error)
     assert any(level == "error" and "narrow" in msg for level, msg in notes)

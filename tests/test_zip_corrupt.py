@@ -178,25 +178,27 @@ def _eocd_fields(path: Path, lay: A.Layout):
     return list(R.EOCD.unpack_from(raw, lay.eocd))
 
 
-def _set_eocd(path, lay, **kw):
-    names = ["sig", "disk", "cd_disk", "n_disk", "n_total", "cd_size", "cd_offset", "clen"]
+EOCD_FIELDS = ["sig", "disk", "cd_disk", "n_disk", "n_total", "cd_size", "cd_offset", "clen"]
+ZIP64_EOCD_FIELDS = ["sig", "rec_size", "made_by", "needed", "disk", "cd_disk", "n_disk",
+                     "n_total", "cd_size", "cd_offset"]
+
+
+def _set_fields(path, record, offset: int, names: list[str], **kw):
+    """Rewrite the named fields of the ``record`` (a struct) at ``offset`` in the file."""
     raw = bytearray(path.read_bytes())
-    vals = list(R.EOCD.unpack_from(raw, lay.eocd))
+    vals = list(record.unpack_from(raw, offset))
     for k, v in kw.items():
         vals[names.index(k)] = v
-    R.EOCD.pack_into(raw, lay.eocd, *vals)
+    record.pack_into(raw, offset, *vals)
     path.write_bytes(bytes(raw))
+
+
+def _set_eocd(path, lay, **kw):
+    _set_fields(path, R.EOCD, lay.eocd, EOCD_FIELDS, **kw)
 
 
 def _set_zip64(path, lay, **kw):
-    names = ["sig", "rec_size", "made_by", "needed", "disk", "cd_disk", "n_disk", "n_total",
-             "cd_size", "cd_offset"]
-    raw = bytearray(path.read_bytes())
-    vals = list(R.ZIP64_EOCD.unpack_from(raw, lay.zip64_eocd))
-    for k, v in kw.items():
-        vals[names.index(k)] = v
-    R.ZIP64_EOCD.pack_into(raw, lay.zip64_eocd, *vals)
-    path.write_bytes(bytes(raw))
+    _set_fields(path, R.ZIP64_EOCD, lay.zip64_eocd, ZIP64_EOCD_FIELDS, **kw)
 
 
 def _set_end(path, lay, **kw):
@@ -208,18 +210,18 @@ def _set_end(path, lay, **kw):
 
 LIES = {
     # name: (fields as a function of the layout, must_fail)
-    "cd-offset-beyond-file": (lambda l: {"cd_offset": l.size + 100}, True),
-    "cd-offset-max": (lambda l: {"cd_offset": 0xFFFFFFFE}, True),
-    "cd-offset-too-small": (lambda l: {"cd_offset": l.cd_offset - 5}, True),
-    "cd-offset-too-big": (lambda l: {"cd_offset": l.cd_offset + 5}, True),
-    "cd-size-too-big": (lambda l: {"cd_size": l.cd_size + 46}, True),
-    "cd-size-huge": (lambda l: {"cd_size": 0xFFFFFFF0}, True),
-    "cd-size-too-small": (lambda l: {"cd_size": l.cd_size - 10}, True),
-    "cd-size-zero": (lambda l: {"cd_size": 0}, True),
-    "count-too-big": (lambda l: {"n_disk": N + 1, "n_total": N + 1}, True),
-    "count-too-small": (lambda l: {"n_disk": N - 1, "n_total": N - 1}, True),
-    "count-huge": (lambda l: {"n_disk": 0xFFFE, "n_total": 0xFFFE}, True),
-    "count-zero": (lambda l: {"n_disk": 0, "n_total": 0}, True),
+    "cd-offset-beyond-file": (lambda lay: {"cd_offset": lay.size + 100}, True),
+    "cd-offset-max": (lambda lay: {"cd_offset": 0xFFFFFFFE}, True),
+    "cd-offset-too-small": (lambda lay: {"cd_offset": lay.cd_offset - 5}, True),
+    "cd-offset-too-big": (lambda lay: {"cd_offset": lay.cd_offset + 5}, True),
+    "cd-size-too-big": (lambda lay: {"cd_size": lay.cd_size + 46}, True),
+    "cd-size-huge": (lambda lay: {"cd_size": 0xFFFFFFF0}, True),
+    "cd-size-too-small": (lambda lay: {"cd_size": lay.cd_size - 10}, True),
+    "cd-size-zero": (lambda lay: {"cd_size": 0}, True),
+    "count-too-big": (lambda lay: {"n_disk": N + 1, "n_total": N + 1}, True),
+    "count-too-small": (lambda lay: {"n_disk": N - 1, "n_total": N - 1}, True),
+    "count-huge": (lambda lay: {"n_disk": 0xFFFE, "n_total": 0xFFFE}, True),
+    "count-zero": (lambda lay: {"n_disk": 0, "n_total": 0}, True),
 }
 
 
@@ -298,16 +300,16 @@ def _central_headers(raw: bytes, lay: A.Layout) -> list[int]:
 
 
 CENTRAL_LIES = {
-    "local-offset-beyond-file": (42, "<I", lambda l: 0xFFFFFF00),
-    "local-offset-into-cd": (42, "<I", lambda l: l.cd_offset - 10),
-    "local-offset-mid-data": (42, "<I", lambda l: l.data_offsets[5] + 3),
-    "compressed-size-huge": (20, "<I", lambda l: 0xFFFFFF00),
-    "sizes-huge": (20, "<II", lambda l: (0x7FFFFFFF, 0x7FFFFFFF)),
-    "name-length-huge": (28, "<H", lambda l: 0xFFFF),
-    "extra-length-huge": (30, "<H", lambda l: 0xFFF0),
-    "comment-length-huge": (32, "<H", lambda l: 0xFFFF),
-    "zip64-marker-without-extra": (42, "<I", lambda l: 0xFFFFFFFF),
-    "method-unknown": (10, "<H", lambda l: 77),
+    "local-offset-beyond-file": (42, "<I", lambda lay: 0xFFFFFF00),
+    "local-offset-into-cd": (42, "<I", lambda lay: lay.cd_offset - 10),
+    "local-offset-mid-data": (42, "<I", lambda lay: lay.data_offsets[5] + 3),
+    "compressed-size-huge": (20, "<I", lambda lay: 0xFFFFFF00),
+    "sizes-huge": (20, "<II", lambda lay: (0x7FFFFFFF, 0x7FFFFFFF)),
+    "name-length-huge": (28, "<H", lambda lay: 0xFFFF),
+    "extra-length-huge": (30, "<H", lambda lay: 0xFFF0),
+    "comment-length-huge": (32, "<H", lambda lay: 0xFFFF),
+    "zip64-marker-without-extra": (42, "<I", lambda lay: 0xFFFFFFFF),
+    "method-unknown": (10, "<H", lambda lay: 77),
 }
 
 

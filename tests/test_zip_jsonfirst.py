@@ -218,7 +218,7 @@ def test_many_threads_trigger_the_full_decode_at_once(big_json_first):
     rows = list(range(0, 99_998, 997))
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda i: arr[i], rows))
-    for i, row in zip(rows, got):
+    for i, row in zip(rows, got, strict=True):
         np.testing.assert_array_equal(row, A.many_row(i))
     cd = g.store.archive.end.cd_size
     assert src.touched < 2 * cd  # the directory was read once, not once per thread

@@ -16,7 +16,7 @@ import pytest
 import zarr
 
 import napari_ozx
-from archives import environment_has_zip, many_entry_archive, many_row, zip_infozip, zip_stdlib
+from archives import environment_has_zip, many_row, zip_infozip, zip_stdlib
 from napari_ozx import OzxError
 from napari_ozx.save.store import OzxWriteStore
 from napari_ozx.zip.remote import (
@@ -147,18 +147,16 @@ def test_pickled_store_reads_the_same(srv, pixels):
 
 
 @pytest.fixture(scope="module")
-def million(tmp_path_factory):
-    path = tmp_path_factory.mktemp("million") / "million.ozx"
-    many_entry_archive(path, 1_000_000)
+def million_server(million_ozx):
+    """A server holding the session's 1M-entry archive at ``/million.ozx``."""
     with RangeServer() as srv:
-        srv.put("/million.ozx", path.read_bytes())
-        path.unlink()
+        srv.put("/million.ozx", million_ozx.read_bytes())
         yield srv
 
 
 @pytest.mark.slow
-def test_million_entry_json_first_metadata_in_three_requests(million):
-    srv = million
+def test_million_entry_json_first_metadata_in_three_requests(million_server):
+    srv = million_server
     srv.stats.reset()
     g = napari_ozx.open_ozx(srv.url("/million.ozx"))
     arr = g["a"]
