@@ -5,10 +5,29 @@ and a shard of fill value only is counted but never written."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
 from napari_ozx.save.collector import ShardCollector
 from napari_ozx.save.encoder import ShardEncoder
+
+
+class _Entry(io.BytesIO):
+    """An open archive entry: bytes appended at its end, recorded when committed."""
+
+    def __init__(self, writer, name):
+        super().__init__()
+        self.writer, self.name = writer, name
+
+    def append(self, b):
+        at = self.seek(0, io.SEEK_END)
+        self.write(b)
+        return at
+
+    def commit(self):
+        self.writer.events.append(("commit", self.name))
+        self.writer.entries[self.name] = self.getvalue()
 
 
 class _Writer:
@@ -19,23 +38,8 @@ class _Writer:
         self.entries: dict[str, bytes] = {}
 
     def open_entry(self, name):
-        writer = self
-        writer.events.append(("open", name))
-
-        class Entry:
-            def __init__(self):
-                self.data = bytearray()
-
-            def append(self, b):
-                at = len(self.data)
-                self.data += b
-                return at
-
-            def commit(self):
-                writer.events.append(("commit", name))
-                writer.entries[name] = bytes(self.data)
-
-        return Entry()
+        self.events.append(("open", name))
+        return _Entry(self, name)
 
     def write_stream(self, name, blocks, size):
         data = b"".join(bytes(b) for b in blocks)
