@@ -13,7 +13,8 @@ import pytest
 
 from helpers import random_pixels, reference_pyramid
 from napari_ozx import open_ozx, write_ozx
-from napari_ozx.save.cascade import Assembly, Grid, aligned, piece_box, visit_order
+from napari_ozx.save.cascade import Assembly, aligned, piece_box, visit_order
+from napari_ozx.save.grid import Grid
 
 
 @pytest.mark.parametrize("shape,chunks,shards", [
@@ -77,7 +78,7 @@ def test_every_source_block_is_computed_once(tmp_path):
 
 
 def test_unaligned_chunks_fall_back_to_reading_the_level_back(tmp_path, monkeypatch):
-    from napari_ozx.save.api import _Job
+    from napari_ozx.save.job import Job as _Job
 
     read_back = []
     real = _Job._read_back

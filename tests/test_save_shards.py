@@ -1,8 +1,7 @@
-"""napari_ozx.save.shards: the distinct values of a label block, slabs of a shard, the scheduler
-(the same pyramid on dask's synchronous scheduler), the shard collector (no encoded shard of the
-level being written held in memory) and the spill file lower levels wait in.
-
-The module is being split (collector, spill, tasks, scheduler); these tests follow it."""
+"""What was napari_ozx.save.shards (now save/tasks, scheduler, collector, spill): the distinct
+values of a label block, slabs of a shard, the scheduler (the same pyramid on dask's synchronous
+scheduler), the shard collector (no encoded shard of the level being written held in memory)
+and the spill file lower levels wait in."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import pytest
 
 from helpers import random_pixels, reference_pyramid
 from napari_ozx import open_ozx, write_ozx
-from napari_ozx.save.shards import slab_chunks, slab_regions, values_present
+from napari_ozx.save.tasks import slab_chunks, slab_regions, values_present
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "int32", "uint64",
@@ -111,7 +110,7 @@ def test_no_encoded_shard_of_the_written_level_is_held(tmp_path):
 @pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "tempfile"])
 def test_spilled_shards_wait_in_an_unnamed_file(tmp_path, monkeypatch, tmpfile):
     """Lower-level shards wait on disk: the save gives the same archive, leaves no file."""
-    from napari_ozx.save.shards import Spill
+    from napari_ozx.save.spill import Spill
 
     if not tmpfile:  # a file system without O_TMPFILE
         import errno

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
@@ -33,18 +34,22 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .save import pyramid as P
 from ._writer import UNSTORABLE_WHY
-from .save.api import CODECS, WriteCancelled, write_layers
+from .errors import WriteCancelled
+from .save.api import CODECS, write_layers
+from .save.pyramid import LABEL_METHODS, METHODS
+
+if TYPE_CHECKING:
+    import napari
 
 AUTO = "auto"
 
 
-def _kind(layer) -> str:
+def _kind(layer: Any) -> str:
     return type(layer).__name__.lower()
 
 
-def _describe(layers) -> str:
+def _describe(layers: list) -> str:
     """``points 'cells', shapes 'roi'``: what a user sees in a message about layers."""
     return ", ".join(f"{_kind(layer)} {layer.name!r}" for layer in layers)
 
@@ -70,7 +75,7 @@ class _Relay(QObject):
 
 
 class ExportWidget(QWidget):
-    def __init__(self, napari_viewer):
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
@@ -98,9 +103,9 @@ class ExportWidget(QWidget):
         self.levels.setSpecialValueText(AUTO)
         self.levels.setToolTip("number of pyramid levels (auto: down to one chunk)")
         self.image_method = QComboBox()
-        self.image_method.addItems(list(P.METHODS))
+        self.image_method.addItems(list(METHODS))
         self.labels_method = QComboBox()
-        self.labels_method.addItems(list(P.LABEL_METHODS))
+        self.labels_method.addItems(list(LABEL_METHODS))
         self.path = QLineEdit()
         self.browse = QPushButton("Browse...")
         self.browse.clicked.connect(self._browse)
@@ -156,11 +161,11 @@ class ExportWidget(QWidget):
 
     # ------------------------------------------------------------------ layers
 
-    def _on_inserted(self, event) -> None:
+    def _on_inserted(self, event: Any) -> None:
         event.value.events.name.connect(self._refresh)
         self._refresh()
 
-    def _on_removed(self, event) -> None:
+    def _on_removed(self, event: Any) -> None:
         layer = event.value
         layer.events.name.disconnect(self._refresh)
         was_checked = self._checked.get(id(layer), False) and any(r is layer for r in self._rows)
@@ -175,7 +180,7 @@ class ExportWidget(QWidget):
             if item is not None:
                 self._checked[id(layer)] = item.checkState() == Qt.CheckState.Checked
 
-    def _refresh(self, event=None) -> None:
+    def _refresh(self, event: Any = None) -> None:
         from napari.layers import Image, Labels
 
         self._remember_checks()
@@ -224,7 +229,7 @@ class ExportWidget(QWidget):
             "labels_method": self.labels_method.currentText(),
         }
 
-    def start(self):
+    def start(self) -> Any:
         """Start the export in a worker thread; returns the worker (None if refused)."""
         from napari.qt.threading import create_worker
         from napari.utils import progress

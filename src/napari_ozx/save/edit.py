@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import OzxError
+from .api import write_layers
 
 __all__ = ["add_labels"]
 
@@ -75,13 +76,11 @@ def add_labels(
     options there apply to the new label image and force everything else to be encoded again
     unless already laid out that way).
     """
-    from .api import write_layers
-
     path = os.fspath(path)
     images, labels = _image_layers(path)
     if not images:
         raise OzxError("the archive holds no image to add labels to", archive=path)
-    ref = images[0][1]
+    _, ref, _ = images[0]  # napari LayerData: (data, settings, kind)
     meta: dict[str, Any] = {"name": name}
     ndim = len(getattr(data, "shape", ()))
     image_scale = ref.get("scale")
@@ -102,7 +101,8 @@ def add_labels(
     if features is not None:
         meta["features"] = features
     new = (data, meta, "labels")
-    same = [i for i, lab in enumerate(labels) if name in (_label_key(lab), lab[1].get("name"))]
+    same = [i for i, (_, settings, _) in enumerate(labels)
+            if name in (_label_key(labels[i]), settings.get("name"))]
     if same:  # replaced where it was listed
         labels = [new if i == same[0] else lab for i, lab in enumerate(labels) if
                   i == same[0] or i not in same]
@@ -115,7 +115,8 @@ def add_labels(
 
 def _common_name(images: list) -> str | None:
     """The image's own name (multiscales name) as the reader gave it."""
-    meta = images[0][1].get("metadata") or {}
+    _, settings, _ = images[0]
+    meta = settings.get("metadata") or {}
     ome = meta.get("ome") if isinstance(meta, dict) else None
     ms = (ome or {}).get("multiscales") if isinstance(ome, dict) else None
     if isinstance(ms, list) and ms and isinstance(ms[0], dict) and ms[0].get("name"):

@@ -13,8 +13,13 @@ order of its chunks, which the index records.
 
 :meth:`ShardEncoder.from_metadata` reads an array's ``zarr.json`` and answers None for anything
 it does not cover (other codecs, filters, other chunk grids...).  No I/O here: a shard comes
-out as a list of byte blocks, or is appended to a sink the caller opens (an archive entry),
-chunk by chunk as the chunks are encoded.
+out as a list of byte blocks (:class:`HeldShard`), or is appended to a sink the caller opens
+(an archive entry), chunk by chunk as the chunks are encoded.  It does not decide layouts
+(:mod:`.options`), cut arrays into cells (:mod:`.grid`) or write archives (:mod:`.collector`).
+
+Inputs: the ``zarr.json`` zarr made for the array (:mod:`.job`) and the pixels of whole inner
+chunks (:mod:`.tasks`, in the workers).  Outputs: encoded chunks, which travel back to the
+caller's process, and shards, which :class:`~.collector.ShardCollector` builds and writes.
 """
 
 from __future__ import annotations
@@ -23,68 +28,20 @@ import itertools
 import json
 import math
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
+from zarr.core.indexing import morton_order_iter
 
-__all__ = ["Grid", "ShardEncoder", "ShardBuilder", "MemoryHold", "morton_order"]
+from .grid import Grid, Region
+
+__all__ = ["ShardEncoder", "ShardBuilder", "HeldShard", "MemoryHold", "Hold", "Sink"]
 
 _EMPTY = 2**64 - 1
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
            "float16", "float32", "float64"}
-
-
-Region = tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A regular grid over an array: its shards, or its inner chunks (``shards`` is then the
-    chunk shape).  Cells at the array's far edges are clipped to it."""
-
-    shape: tuple[int, ...]
-    shards: tuple[int, ...]
-
-    @cached_property
-    def counts(self) -> tuple[int, ...]:
-        """Cells per axis."""
-        return tuple(-(-int(s) // int(k)) for s, k in zip(self.shape, self.shards))
-
-    @cached_property
-    def regions(self) -> list[Region]:
-        """Every cell's region, in C order."""
-        return [self.region(ix) for ix in itertools.product(*map(range, self.counts))]
-
-    @property
-    def dask_chunks(self) -> tuple[tuple[int, ...], ...]:
-        """The cells as dask chunks."""
-        return tuple(tuple(min(k, s - a) for a in range(0, s, k))
-                     for s, k in zip(self.shape, self.shards))
-
-    def region(self, index: Sequence[int]) -> Region:
-        return tuple((i * k, min((i + 1) * k, s))
-                     for i, k, s in zip(index, self.shards, self.shape))
-
-    def index_at(self, point: Sequence[int]) -> tuple[int, ...]:
-        return tuple(int(p) // k for p, k in zip(point, self.shards))
-
-
-def morton_order(shape: Sequence[int]) -> list[tuple[int, ...]]:
-    """Every index of a grid of ``shape``, in Morton (Z) order with the first axis varying
-    fastest: the order in which zarr lays out the chunks of a shard."""
-    bits = max((int(n) - 1).bit_length() for n in shape) if shape else 0
-    ndim = len(shape)
-
-    def key(index):
-        code = 0
-        for b in range(bits):
-            for d, i in enumerate(index):
-                code |= ((i >> b) & 1) << (b * ndim + d)
-        return code
-
-    return sorted(itertools.product(*(range(int(n)) for n in shape)), key=key)
 
 
 def _inner_codec(spec: dict, itemsize: int):
@@ -105,7 +62,7 @@ def _inner_codec(spec: dict, itemsize: int):
     if name == "blosc":
         from numcodecs import Blosc
 
-        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}.get(conf.get("shuffle"))
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}.get(str(conf.get("shuffle")))
         if shuffle is None or conf.get("typesize", itemsize) != itemsize:
             return None
         try:
@@ -141,8 +98,11 @@ class ShardEncoder:
         self.index_at_start = index_at_start
         self.separator = separator
         self.grid = Grid(self.shape, self.shard_shape)
-        self.per_shard = tuple(s // c for s, c in zip(self.shard_shape, self.chunk_shape))
-        self.order = morton_order(self.per_shard)
+        self.per_shard = tuple(s // c for s, c in zip(self.shard_shape, self.chunk_shape,
+                                                     strict=True))
+        # the order in which zarr lays out the chunks of a shard (its own helper: the same
+        # order by construction, not by a copy of its arithmetic)
+        self.order: list[tuple[int, ...]] = list(morton_order_iter(self.per_shard))
         # position of each chunk (C order) in the index
         self._flat = {ix: i for i, ix in enumerate(itertools.product(
             *(range(n) for n in self.per_shard)))}
@@ -157,21 +117,23 @@ class ShardEncoder:
         """The store key of shard ``index`` (default chunk key encoding)."""
         return self.separator.join(["c", *map(str, index)])
 
-    def shard(self, index: Sequence[int], hold=None) -> ShardBuilder:
+    def shard(self, index: Sequence[int], hold: Hold | None = None) -> ShardBuilder[Any]:
         return ShardBuilder(self, tuple(index), hold)
 
-    def shard_region(self, index: Sequence[int]) -> tuple:
+    def shard_region(self, index: Sequence[int]) -> Region:
         return self.grid.region(index)
 
     def chunks_in(self, index: Sequence[int]) -> int:
         """How many inner chunks of shard ``index`` lie (at least partly) inside the array."""
         return math.prod(-(-(b - a) // c)
-                         for (a, b), c in zip(self.shard_region(index), self.chunk_shape))
+                         for (a, b), c in zip(self.shard_region(index), self.chunk_shape,
+                                                strict=True))
 
     def shard_of(self, chunk: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(shard index, index inside the shard) of inner chunk ``chunk`` (array-wide)."""
-        shard = tuple(int(c) // n for c, n in zip(chunk, self.per_shard))
-        return shard, tuple(int(c) - s * n for c, s, n in zip(chunk, shard, self.per_shard))
+        shard = tuple(int(c) // n for c, n in zip(chunk, self.per_shard, strict=True))
+        return shard, tuple(int(c) - s * n
+                            for c, s, n in zip(chunk, shard, self.per_shard, strict=True))
 
     def encode_box(self, box, pixels: np.ndarray) -> list[tuple[tuple[int, ...], bytes | None]]:
         """Every inner chunk of ``box`` (array coordinates; whole chunks, those at the array's
@@ -179,14 +141,14 @@ class ShardEncoder:
         box = tuple((int(a), int(b)) for a, b in box)
         if tuple(pixels.shape) != tuple(b - a for a, b in box):
             raise ValueError(f"pixels of shape {pixels.shape} for box {box}")
-        for (a, b), c, s in zip(box, self.chunk_shape, self.shape):
+        for (a, b), c, s in zip(box, self.chunk_shape, self.shape, strict=True):
             if a % c or (b % c and b != s):
                 raise ValueError(f"box {box} does not hold whole inner chunks {self.chunk_shape}")
         out = []
-        for chunk in itertools.product(*(range(a // c, -(-b // c))
-                                          for (a, b), c in zip(box, self.chunk_shape))):
+        spans = [range(a // c, -(-b // c)) for (a, b), c in zip(box, self.chunk_shape, strict=True)]
+        for chunk in itertools.product(*spans):
             sel = tuple(slice(i * c - a, min((i + 1) * c, b) - a)
-                        for i, c, (a, b) in zip(chunk, self.chunk_shape, box))
+                        for i, c, (a, b) in zip(chunk, self.chunk_shape, box, strict=True))
             part = pixels[sel]
             if part.shape != self.chunk_shape:  # at the array's edge: padded with fill value
                 full = np.full(self.chunk_shape, self.fill_value, dtype=self.dtype)
@@ -198,12 +160,13 @@ class ShardEncoder:
     def encode_chunk(self, chunk: np.ndarray) -> bytes | None:
         """One inner chunk (already of the full chunk shape), or None when it is all fill
         value (zarr leaves such chunks out)."""
-        data = np.ascontiguousarray(chunk, dtype=self.stored_dtype)
-        if self._is_fill(data):
+        pixels = np.ascontiguousarray(chunk, dtype=self.stored_dtype)
+        if self._is_fill(pixels):
             return None
+        encoded: Any = pixels
         for codec in self.codecs:
-            data = codec.encode(data)
-        data = bytes(data) if not isinstance(data, bytes) else data
+            encoded = codec.encode(encoded)
+        data = encoded if isinstance(encoded, bytes) else bytes(encoded)
         if self.chunk_crc32c:
             data += struct.pack("<I", _crc32c(data))
         return data
@@ -276,7 +239,7 @@ def _from_metadata(meta_json: bytes) -> ShardEncoder | None:
             return None
         shard_shape = grid["configuration"]["chunk_shape"]
         chunk_shape = conf["chunk_shape"]
-        if any(int(s) % int(c) for s, c in zip(shard_shape, chunk_shape)):
+        if any(int(s) % int(c) for s, c in zip(shard_shape, chunk_shape, strict=True)):
             return None
         fill = meta.get("fill_value", 0)
         if not isinstance(fill, (bool, int, float)) or (isinstance(fill, float)
@@ -291,49 +254,81 @@ def _from_metadata(meta_json: bytes) -> ShardEncoder | None:
         return None
 
 
+class Hold(Protocol):
+    """Where a held shard keeps its encoded chunks until it is written: in memory
+    (:class:`MemoryHold`) or in a file (:class:`.spill.Spill`)."""
+
+    def append(self, data: bytes | memoryview) -> int:
+        """Keep ``data``; returns its offset."""
+        ...
+
+    def read(self, offset: int, length: int) -> bytes | memoryview: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Where a streamed shard goes as its chunks come: an open archive entry."""
+
+    def append(self, data: bytes | memoryview) -> int:
+        """Append ``data``; returns its offset in the shard."""
+        ...
+
+
+SinkT = TypeVar("SinkT", bound=Sink)
+
+
+class HeldShard(NamedTuple):
+    """A held shard, ready to be written: its byte blocks (read from the hold as they are
+    iterated, which closes it) and their total size."""
+
+    blocks: Iterator[bytes | memoryview]
+    size: int
+
+
 class MemoryHold:
     """Where a held shard keeps its encoded chunks by default: one growing buffer (not one
     allocation per chunk, which would pin as many holes of the heap)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._buf = bytearray()
 
-    def append(self, data) -> int:
+    def append(self, data: bytes | memoryview) -> int:
         at = len(self._buf)
         self._buf += data
         return at
 
-    def read(self, offset: int, length: int):
+    def read(self, offset: int, length: int) -> memoryview:
         return memoryview(self._buf)[offset:offset + length]
 
     def close(self) -> None:
         self._buf = bytearray()
 
 
-class ShardBuilder:
+class ShardBuilder(Generic[SinkT]):
     """The encoded inner chunks of one shard, collected in any order (:meth:`put`), until
     every chunk inside the array is in (:attr:`complete`).
 
-    Held, the chunks are kept by ``hold`` (an object with ``append(bytes) -> offset``,
-    ``read(offset, length)`` and ``close()``; in memory by default, the caller may give one
-    that spills to a file) and :meth:`finish` answers the shard's bytes (chunks in zarr's
-    Morton order, then the index).  Streamed (:meth:`stream_to`), every chunk is appended to
-    a sink as it comes, in arrival order, and only its span is kept; :meth:`finish` appends
-    the index.  The sink is opened at the first non-empty chunk, so a shard of fill value
-    only never opens one (zarr writes no such shard).
+    Held, the chunks are kept by ``hold`` (a :class:`Hold`; in memory by default, the caller
+    may give one that spills to a file) and :meth:`finish` answers the shard's bytes (chunks
+    in zarr's Morton order, then the index).  Streamed (:meth:`stream_to`), every chunk is
+    appended to a sink as it comes, in arrival order, and only its span is kept;
+    :meth:`finish` appends the index.  The sink is opened at the first non-empty chunk, so a
+    shard of fill value only never opens one (zarr writes no such shard).
     """
 
-    def __init__(self, encoder: ShardEncoder, index: tuple[int, ...], hold=None):
+    def __init__(self, encoder: ShardEncoder, index: tuple[int, ...],
+                 hold: Hold | None = None):
         self.encoder = encoder
         self.index = tuple(index)
         self.region = encoder.shard_region(self.index)
         self.expected = encoder.chunks_in(self.index)
         self.received = 0
-        self._hold = hold if hold is not None else MemoryHold()
+        self._hold: Hold = hold if hold is not None else MemoryHold()
         self._held: dict[tuple[int, ...], tuple[int, int]] = {}  # local -> (offset, length)
         self._spans: dict[tuple[int, ...], tuple[int, int]] = {}
-        self._open_sink = None
-        self.sink = None
+        self._open_sink: Callable[[], SinkT] | None = None
+        self.sink: SinkT | None = None
 
     @property
     def complete(self) -> bool:
@@ -357,12 +352,13 @@ class ShardBuilder:
         else:
             self._append(local, data)
 
-    def _append(self, local, data) -> None:
+    def _append(self, local: tuple[int, ...], data: bytes | memoryview) -> None:
         if self.sink is None:
+            assert self._open_sink is not None  # only called once streamed
             self.sink = self._open_sink()
         self._spans[local] = (self.sink.append(data), len(data))
 
-    def stream_to(self, open_sink) -> None:
+    def stream_to(self, open_sink: Callable[[], SinkT]) -> None:
         """From now on append chunks to ``open_sink()`` (called once, when the first
         non-empty chunk is there), those held so far first."""
         if self.encoder.index_at_start:
@@ -379,18 +375,27 @@ class ShardBuilder:
         self._held = {}
         self._hold.close()
 
-    def finish(self):
-        """Held: ``(blocks, size)`` or None (every chunk fill value); ``blocks`` is an
-        iterator that reads the chunks from the hold as it goes, and closes it.  Streamed:
-        the sink, with the index appended, or None when it was never opened."""
+    def finish(self) -> HeldShard | SinkT | None:
+        """Held: :meth:`finish_held`; streamed: :meth:`finish_streamed`."""
+        return self.finish_streamed() if self.streamed else self.finish_held()
+
+    def _check_complete(self) -> None:
         if not self.complete:
             raise ValueError(f"shard {self.index}: {self.expected - self.received} inner "
                              "chunks are missing")
+
+    def finish_streamed(self) -> SinkT | None:
+        """The sink, with the index appended, or None when it was never opened (every chunk
+        fill value)."""
+        self._check_complete()
+        if self.sink is not None:
+            self.sink.append(self.encoder.index_bytes(self._spans, 0))
+        return self.sink
+
+    def finish_held(self) -> HeldShard | None:
+        """The shard's bytes, or None (every chunk fill value)."""
+        self._check_complete()
         enc = self.encoder
-        if self._open_sink is not None:
-            if self.sink is not None:
-                self.sink.append(enc.index_bytes(self._spans, 0))
-            return self.sink
         held, self._held = self._held, {}
         if not held:
             self._hold.close()
@@ -398,12 +403,13 @@ class ShardBuilder:
         order = [local for local in enc.order if local in held]
         spans, pos = {}, 0
         for local in order:
-            spans[local] = (pos, held[local][1])
-            pos += held[local][1]
+            _, length = held[local]
+            spans[local] = (pos, length)
+            pos += length
         index = enc.index_bytes(spans, enc.index_size if enc.index_at_start else 0)
         hold = self._hold
 
-        def blocks():
+        def blocks() -> Iterator[bytes | memoryview]:
             try:
                 if enc.index_at_start:
                     yield index
@@ -414,4 +420,4 @@ class ShardBuilder:
             finally:
                 hold.close()
 
-        return blocks(), pos + enc.index_size
+        return HeldShard(blocks(), pos + enc.index_size)

@@ -9,9 +9,9 @@ about us.  zstd: the frame's own content checksum (XXH64 of the pixels, ``checks
 the codec's configuration), which every zstd decoder checks.  zarr's ``crc32c`` codec costs
 about as much to check (a few % of a chunk's decode time either way; README, Reliability) but
 zarrs (ngff-zarr's reader, through zarrista) does not verify it when it reads inner chunks out
-of a shard, so a damaged chunk would still be shown there.  blosc and no compression: the ``crc32c`` codec after
-them (zarr-python and TensorStore check it).  gzip ends in a CRC-32 its decoders check: nothing
-is added.  ``checksum=False`` turns both off.
+of a shard, so a damaged chunk would still be shown there.  blosc and no compression: the
+``crc32c`` codec after them (zarr-python and TensorStore check it).  gzip ends in a CRC-32
+its decoders check: nothing is added.  ``checksum=False`` turns both off.
 """
 
 from __future__ import annotations
@@ -19,14 +19,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-__all__ = ["SHARD_BYTES", "CODECS", "StorageOptions", "default_chunks", "default_shards"]
+__all__ = ["SHARD_BYTES", "CODECS", "StorageOptions", "ArrayLayout", "default_chunks",
+           "default_shards"]
 
 #: Target uncompressed size of one shard (the unit of work and of memory).
 SHARD_BYTES = 32 << 20
 CODECS = ("zstd", "blosc-zstd", "blosc-lz4", "gzip", "none")
+_BLOSC_CNAMES: dict[str, Literal["zstd", "lz4"]] = {"blosc-zstd": "zstd", "blosc-lz4": "lz4"}
 
 # ----------------------------------------------------------------------------- layout
 
@@ -59,11 +62,19 @@ def default_shards(shape: Sequence[int], chunks: Sequence[int], types: Sequence[
                 continue
             shard[i] *= 2
             grew = True
-    return tuple(min(s, _round_up(n, c)) for s, n, c in zip(shard, shape, chunks))
+    return tuple(min(s, _round_up(n, c)) for s, n, c in zip(shard, shape, chunks, strict=True))
 
 
 def _round_up(n: int, k: int) -> int:
     return max(k, -(-int(n) // k) * k)
+
+
+class ArrayLayout(NamedTuple):
+    """How one array (one level) is stored: its shape, inner chunk shape and shard shape."""
+
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -84,18 +95,20 @@ class StorageOptions:
     #: copy unchanged arrays read from an archive (False: encode everything again)
     copy_unchanged: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, not {self.codec!r}")
 
     def codecs(self) -> list:
+        """The inner codecs of a shard, as zarr codecs (zarr writes them into ``zarr.json``)."""
+        # zarr is imported by the first save, not with this module (~0.2 s)
         from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
         inner: list = [BytesCodec()]
         if self.codec == "zstd":
             inner.append(ZstdCodec(level=self.level, checksum=self.checksum))
         elif self.codec.startswith("blosc-"):
-            inner.append(BloscCodec(cname=self.codec.split("-", 1)[1], clevel=self.level,
+            inner.append(BloscCodec(cname=_BLOSC_CNAMES[self.codec], clevel=self.level,
                                     shuffle="bitshuffle"))
         elif self.codec == "gzip":
             inner.append(GzipCodec(level=self.level))
@@ -103,7 +116,14 @@ class StorageOptions:
             inner.append(Crc32cCodec())
         return inner
 
-    def layout(self, shape, types, dtype) -> tuple[tuple, tuple]:
+    def array_layout(self, shape: Sequence[int], types: Sequence[str | None], dtype: Any
+                     ) -> ArrayLayout:
+        """The :class:`ArrayLayout` of an array of ``shape``."""
+        chunks, shards = self.layout(shape, types, dtype)
+        return ArrayLayout(tuple(int(s) for s in shape), chunks, shards)
+
+    def layout(self, shape: Sequence[int], types: Sequence[str | None], dtype: Any
+               ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(chunks, shards) for an array of ``shape``."""
         itemsize = np.dtype(dtype).itemsize
         ndim = len(shape)
@@ -113,18 +133,16 @@ class StorageOptions:
                 raise ValueError(f"chunks {tuple(self.chunks)} has {len(self.chunks)} values "
                                  f"for {ndim} axes")
             chunks = tuple(max(1, min(int(c), int(s)))
-                           for c, s in zip(self.chunks[len(self.chunks) - ndim:], shape))
+                           for c, s in zip(self.chunks[len(self.chunks) - ndim:], shape,
+                                           strict=True))
         else:
             chunks = default_chunks(shape, types, itemsize)
         if self.shards is not None:
             if len(self.shards) < ndim:
                 raise ValueError(f"shards {tuple(self.shards)} has {len(self.shards)} values "
                                  f"for {ndim} axes")
-            shards = []
-            for s, c, n in zip(self.shards[len(self.shards) - ndim:], chunks, shape):
-                s = max(c, int(s) // c * c)
-                shards.append(min(s, _round_up(n, c)))
-            shards = tuple(shards)
+            given = zip(self.shards[len(self.shards) - ndim:], chunks, shape, strict=True)
+            shards = tuple(min(max(c, int(s) // c * c), _round_up(n, c)) for s, c, n in given)
         else:
             shards = default_shards(shape, chunks, types, itemsize, self.shard_bytes)
         return chunks, shards

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import dask.array as da
 import numpy as np
@@ -88,13 +89,14 @@ def plan_factors(
             if shape[i] > 1 and scale[i] <= ISOTROPY_TOLERANCE * xy_spacing:
                 f[i] = 2
         out.append(tuple(f))
-        shape = [math.ceil(s / k) for s, k in zip(shape, f)]
-        scale = [s * k for s, k in zip(scale, f)]
+        shape = [math.ceil(s / k) for s, k in zip(shape, f, strict=True)]
+        scale = [s * k for s, k in zip(scale, f, strict=True)]
     return out
 
 
-def _windows_pad(block: np.ndarray, factors: Sequence[int], mode: str) -> np.ndarray:
-    pad = [(0, (-s) % f) for s, f in zip(block.shape, factors)]
+def _windows_pad(block: np.ndarray, factors: Sequence[int], mode: Literal["constant", "edge"]
+                 ) -> np.ndarray:
+    pad = [(0, (-s) % f) for s, f in zip(block.shape, factors, strict=True)]
     if any(p for _, p in pad):
         block = np.pad(block, pad, mode=mode)
     return block
@@ -103,7 +105,7 @@ def _windows_pad(block: np.ndarray, factors: Sequence[int], mode: str) -> np.nda
 def _split(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     """(n0, f0, n1, f1, ...) view of a padded block."""
     shape: list[int] = []
-    for s, f in zip(block.shape, factors):
+    for s, f in zip(block.shape, factors, strict=True):
         shape += [s // f, f]
     return block.reshape(shape)
 
@@ -112,7 +114,7 @@ def _mean(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     ndim = block.ndim
     acc = np.float64 if block.dtype.itemsize > 2 or block.dtype.kind == "f" else np.float32
     counts = np.ones((), dtype=acc)
-    for axis, (s, f) in enumerate(zip(block.shape, factors)):
+    for axis, (s, f) in enumerate(zip(block.shape, factors, strict=True)):
         n = math.ceil(s / f)
         c = np.full(n, f, dtype=acc)
         if s % f:
@@ -131,7 +133,7 @@ def _mean(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
             parts.append(sums[tuple(index)])
         total = parts[0].astype(acc)
         for p in parts[1:]:
-            total += p
+            np.add(total, p, out=total)
         sums = total
     if sums.dtype != acc:
         sums = sums.astype(acc)
@@ -170,7 +172,7 @@ def _mode(block: np.ndarray, factors: Sequence[int]) -> np.ndarray:
         sub = np.stack([at(offset)[mixed] for offset in offsets], axis=1)  # (windows, k)
         counts = np.zeros(sub.shape, dtype=np.uint8)
         for j in range(sub.shape[1]):
-            counts += sub == sub[:, j : j + 1]
+            np.add(counts, sub == sub[:, j : j + 1], out=counts)
         out = out.copy() if np.shares_memory(out, block) else out
         out[mixed] = sub[np.arange(len(sub)), counts.argmax(axis=1)]
     return out.copy() if np.shares_memory(out, block) else out
@@ -206,16 +208,16 @@ def downsample(array: da.Array, factors: Sequence[int], method: str = "mean") ->
         return array
     # Every block but the last along an axis must hold whole windows.
     chunks = []
-    for axis_chunks, f in zip(array.chunks, factors):
+    for axis_chunks, f in zip(array.chunks, factors, strict=True):
         c = max(axis_chunks)
         chunks.append(max(f, c - c % f))
-    if any(any(c % f for c in axis[:-1]) for axis, f in zip(array.chunks, factors)):
+    if any(any(c % f for c in axis[:-1]) for axis, f in zip(array.chunks, factors, strict=True)):
         array = array.rechunk(tuple(chunks))
     out_chunks = tuple(
-        tuple(math.ceil(c / f) for c in axis) for axis, f in zip(array.chunks, factors)
+        tuple(math.ceil(c / f) for c in axis) for axis, f in zip(array.chunks, factors, strict=True)
     )
-    return array.map_blocks(
-        downsample_block, factors, method, chunks=out_chunks, dtype=array.dtype,
+    return da.map_blocks(
+        downsample_block, array, factors, method, chunks=out_chunks, dtype=array.dtype,
         meta=np.empty((0,) * array.ndim, dtype=array.dtype),
         name=f"ozx-downsample-{method}-" + da.core.tokenize(array, factors, method),
     )

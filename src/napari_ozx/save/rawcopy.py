@@ -15,13 +15,18 @@ not, any codecs); with options given, only a source layout equal to the one thos
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ..errors import WriteCancelled
 from ..read import provenance
+
+if TYPE_CHECKING:
+    from ..zip.writer import OzxWriter, Reservation
 
 __all__ = ["Copy", "Copier", "plan_copy", "source_label_values"]
 
@@ -77,6 +82,15 @@ def plan_copy(level, dimension_names: list[str], ours: bytes | None) -> Copy | N
     return Copy(source, json.dumps(doc, indent=2).encode(), entries)
 
 
+class _EntryCopy(NamedTuple):
+    """One entry to copy: its reserved place in the new archive, and where it comes from."""
+
+    slot: Reservation
+    archive: Any  # the source's ZipArchive
+    name: str  # the entry's name in the source
+    span: tuple[int, int, int] | None  # (data offset, size, CRC-32) of a STORED local entry
+
+
 class Copier:
     """Copies arrays into a writer on a thread of its own, while the caller encodes the rest.
 
@@ -89,18 +103,16 @@ class Copier:
     is dropped.
     """
 
-    def __init__(self, writer, copies: list[tuple[Copy, str]], *,
+    def __init__(self, writer: OzxWriter, copies: list[tuple[Copy, str]], *,
                  tick: Callable[[int], None], cancelled: Callable[[], bool]):
         self.writer, self.copies, self.tick, self.cancelled = writer, copies, tick, cancelled
-        self._jobs: list = []
+        self._jobs: list[_EntryCopy] = []
         self._error: BaseException | None = None
         self._stop = False
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._copied = self._reported = 0
 
     def __enter__(self) -> Copier:
-        import threading
-
         for copy, target in self.copies:
             prefix = f"{copy.source.path}/"
             for name in copy.entries:
@@ -110,7 +122,7 @@ class Copier:
                     span = archive.stored_span(name)
                 size = span[1] if span is not None else archive.size(name)
                 new = f"{target}/{name[len(prefix):]}"
-                self._jobs.append((self.writer.reserve(new, size), archive, name, span))
+                self._jobs.append(_EntryCopy(self.writer.reserve(new, size), archive, name, span))
         if self._jobs:
             self._thread = threading.Thread(target=self._run, name="ozx-copy", daemon=True)
             self._thread.start()
@@ -118,13 +130,14 @@ class Copier:
 
     def _run(self) -> None:
         try:
-            for i, (slot, archive, name, span) in enumerate(self._jobs):
+            for i, job in enumerate(self._jobs):
                 if self._stop or self.cancelled():
                     return
-                if span is not None:
-                    slot.copy(archive.source.fileno(), span[0], span[2])
+                if job.span is not None:
+                    offset, _, crc = job.span
+                    job.slot.copy(job.archive.source.fileno(), offset, crc)
                 else:
-                    slot.write(archive.read(name))  # inflated and CRC-checked
+                    job.slot.write(job.archive.read(job.name))  # inflated and CRC-checked
                 self._copied = i + 1
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             self._error = e
@@ -142,18 +155,16 @@ class Copier:
         if self._thread is not None:
             self._thread.join()
         self.tick(0)  # the caller's progress takes in what was copied last
-        for slot, *_ in self._jobs:
-            slot.drop()  # those not filled (an error, a cancel); no-op for the rest
+        for job in self._jobs:
+            job.slot.drop()  # those not filled (an error, a cancel); no-op for the rest
         if exc_type is None:
             if self._error is not None:
                 raise self._error
             if self.cancelled():
-                from .shards import WriteCancelled
-
                 raise WriteCancelled("cancelled")
 
 
-def source_label_values(source) -> np.ndarray | None:
+def source_label_values(source: Any) -> np.ndarray | None:
     """The label values the source's label image lists (``image-label`` colours and
     properties), which the copy keeps; None when it lists none."""
     import zarr
@@ -161,12 +172,16 @@ def source_label_values(source) -> np.ndarray | None:
     parent = source.path.rsplit("/", 1)[0] if "/" in source.path else ""
     try:
         group = zarr.open_group(source.store, path=parent, mode="r")
-        label = group.attrs.asdict().get("ome", {}).get("image-label") or {}
-    except Exception:
+        ome = group.attrs.asdict().get("ome")
+    except Exception:  # no readable group above the array: it lists no values
+        return None
+    label = ome.get("image-label") if isinstance(ome, dict) else None
+    if not isinstance(label, dict):
         return None
     values = set()
     for key in ("colors", "properties"):
-        for item in label.get(key) or []:
+        items = label.get(key)
+        for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and "label-value" in item:
                 try:
                     values.add(int(item["label-value"]))

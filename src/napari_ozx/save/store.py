@@ -99,7 +99,7 @@ class OzxWriteStore(Store):
 
     async def set(self, key: str, value: Buffer) -> None:
         self._check_writable()
-        data = value.as_numpy_array()
+        data = value.as_numpy_array().data  # the bytes (a memoryview), as the writer takes them
         if len(data) > _INLINE_WRITE:
             await asyncio.to_thread(self.writer.write, key, data)
         else:
@@ -126,7 +126,10 @@ class OzxWriteStore(Store):
         data = self.writer.get(key)
         if data is None or byte_range is None:
             return data
-        start, stop = byte_request_bounds(byte_range, lambda: len(data))
+        size = len(data)
+        bounds = byte_request_bounds(byte_range, lambda: size)
+        assert bounds is not None  # None only for a suffix of a value of unknown size
+        start, stop = bounds
         return data[start:stop]
 
     async def get(
