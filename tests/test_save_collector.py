@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import io
 
+import dask
+import dask.array as da
 import numpy as np
 
+from napari_ozx import open_ozx, write_ozx
 from napari_ozx.save.collector import ShardCollector
 from napari_ozx.save.encoder import ShardEncoder
 
@@ -92,3 +95,34 @@ def test_shards_reach_the_archive_in_visit_order_and_fill_only_ones_not_at_all(t
             encoder, _chunks_of(encoder, pixels, shard))
     assert _held_bytes(encoder, _chunks_of(encoder, pixels, (2, 0))) is None
     assert list(tmp_path.iterdir()) == []  # spilled shards leave no file behind
+
+
+def test_no_encoded_shard_of_the_written_level_is_held(tmp_path):
+    """The shard being written streams into the archive and lower levels wait as encoded
+    chunks: Python's peak allocation stays under 4 shards' pixels (incompressible data, so an
+    encoded shard is as big as its pixels; the code before held about 6 shards' worth)."""
+    import tracemalloc
+
+    shape, shards = (128, 1024, 1024), (128, 256, 256)
+
+    def block(block_info=None):
+        loc = block_info[None]["array-location"]
+        seed = loc[0][0] * 1000 + loc[1][0] * 10 + loc[2][0]
+        return np.random.default_rng(seed).integers(
+            0, 4096, size=tuple(b - a for a, b in loc), dtype="uint16")
+
+    src = da.map_blocks(block, chunks=da.core.normalize_chunks((32, 256, 256), shape),
+                        dtype="uint16")
+    shard_bytes = 2 * int(np.prod(shards))
+    tracemalloc.start()
+    try:
+        with dask.config.set(scheduler="threads", num_workers=2):
+            write_ozx(tmp_path / "m.ozx", src, axes="zyx", chunks=(32, 64, 64), shards=shards,
+                      pyramid_levels="full")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * shard_bytes, f"peak {peak / 2**20:.0f} MiB for {shard_bytes >> 20} MiB shards"
+    g = open_ozx(tmp_path / "m.ozx")
+    np.testing.assert_array_equal(g["0"][40:70, 500:530, 900:1000],
+                                  np.asarray(src[40:70, 500:530, 900:1000]))
