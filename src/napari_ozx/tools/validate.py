@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -29,6 +28,7 @@ import numpy as np
 from ..errors import NotAZipError, OzxError, UnsupportedFeatureError
 from ..zip import ZipArchive
 from ..zip import records as R
+from ..zip._io import crc32, streamed_crc32
 
 __all__ = ["Finding", "Report", "validate", "ERROR", "WARNING"]
 
@@ -380,6 +380,21 @@ def _check_chunking(doc: dict, name: str, out: _Collector, many_chunks: int) -> 
                 name)
 
 
+def _stored_crc(archive: ZipArchive, row: int, size: int, progress) -> tuple[int, bytes]:
+    """CRC-32 and first four bytes of a STORED entry, read in blocks."""
+    head = b""
+
+    def each(block: bytes) -> None:
+        nonlocal head
+        if not head:
+            head = block[:4]
+        if progress is not None:
+            progress(len(block))
+
+    crc = streamed_crc32(lambda a, b: archive.read_row(row, a, b), size, _CRC_BLOCK, each)
+    return crc, head
+
+
 def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
     """Read every entry back: CRC-32, and archives hidden under innocent names."""
     bad, nested = [], []
@@ -391,19 +406,11 @@ def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
         want = int(index.crc32[i])
         try:
             if int(index.method[i]) == R.METHOD_STORED:
-                got = 0
-                head = b""
-                for start in range(0, size, _CRC_BLOCK):
-                    block = archive.read_row(i, start, min(size, start + _CRC_BLOCK))
-                    if start == 0:
-                        head = block[:4]
-                    got = zlib.crc32(block, got)
-                    if progress is not None:
-                        progress(len(block))
+                got, head = _stored_crc(archive, i, size, progress)
             else:
                 data = archive.read_row(i)
                 head = data[:4]
-                got = zlib.crc32(data)
+                got = crc32(data)
                 if progress is not None:
                     progress(int(index.compressed_size[i]))
         except OzxError as e:

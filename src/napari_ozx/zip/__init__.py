@@ -3,7 +3,8 @@
 Knows nothing of Zarr or napari.
 """
 
-from .archive import EntryInfo, ZipArchive, is_metadata_name
+from .archive import EntryInfo, ZipArchive
+from .names import is_metadata_name
 from .parse import NeedBytes, OmeComment, parse_comment
 from .source import ByteSource, LocalFile
 

@@ -27,10 +27,10 @@ from ..errors import (
     UnsupportedFeatureError,
 )
 from . import records as R
+from ._io import crc32
 from .index import IndexBuilder, ZipIndex
 from .layout import DataOffsetGuesser
 from .parse import (
-    METADATA_BASENAMES,
     PAD,
     NeedBytes,
     OmeComment,
@@ -40,20 +40,12 @@ from .parse import (
     parse_tail,
     tail_request,
 )
+from .names import is_metadata_name
 from .source import ByteSource, LocalFile
 
-try:  # ISA-L's CRC-32 runs at tens of GB/s, zlib's at about 3.5 (5% of a chunk read)
-    from isal.isal_zlib import crc32 as _crc32
-except ImportError:  # pragma: no cover
-    from zlib import crc32 as _crc32
 
 FIRST_BLOCK = 64 * 1024
 BLOCK = 2 * 1024 * 1024
-
-
-def is_metadata_name(name: str) -> bool:
-    base = name.rsplit("/", 1)[-1].encode()
-    return base in METADATA_BASENAMES
 
 
 @dataclass(frozen=True)
@@ -510,7 +502,7 @@ class ZipArchive:
     @staticmethod
     def _check_crc(data: bytes, index: ZipIndex, row: int) -> None:
         want = int(index.crc32[row])
-        got = _crc32(data)
+        got = crc32(data)
         if got != want:
             raise CorruptArchiveError(f"CRC-32 mismatch (data {got:08x}, directory {want:08x})")
 

@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import CorruptArchiveError, NotAZipError, UnsupportedFeatureError
 from . import records as R
+from .names import METADATA_BASENAMES
 from .records import EndOfCentralDirectory
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "parse_central_block",
     "parse_local_header",
     "name_hash",
-    "METADATA_BASENAMES",
 ]
 
 
@@ -212,8 +212,6 @@ def parse_comment(comment: bytes) -> OmeComment:
 # Central directory, decoded in blocks
 # --------------------------------------------------------------------------------------------
 
-#: File names that hold Zarr metadata (v3 and v2).  With ``jsonFirst`` these come first.
-METADATA_BASENAMES = (b"zarr.json", b".zgroup", b".zarray", b".zattrs", b".zmetadata")
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 _HASH_MULT = 0x9E3779B97F4A7C15
@@ -744,7 +742,9 @@ def _endswith_metadata_exact(a, name_pos, lengths):
 
 
 def _unsafe_names(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Names that are empty, absolute, hold a backslash, a NUL or a '..' segment."""
+    """:func:`~.names.is_unsafe_name` of every name packed in ``blob``, at once (a Python call
+    per name would cost more than decoding its header).  Must agree with the scalar rule:
+    tests/test_zip_names.py checks it does on random names."""
     bad = lengths == 0
     if len(blob) == 0:
         return bad

@@ -12,6 +12,7 @@ import os
 import threading
 
 from ..errors import CorruptArchiveError, OzxError
+from ._io import FileEndedError, pread_exactly, preadv_exactly
 
 
 class ByteSource:
@@ -35,6 +36,17 @@ class ByteSource:
 
     def close(self) -> None:
         pass
+
+
+def check_range(offset: int, length: int, size: int, name: str, what: str) -> None:
+    """Refuse a read of ``length`` bytes at ``offset`` that does not lie inside the ``size``
+    bytes of the source ``name`` (a ``what``: file, object) - a record pointing outside it."""
+    if offset < 0 or length < 0 or offset + length > size:
+        raise CorruptArchiveError(
+            f"read of {length} bytes at offset {offset} runs past the end of the "
+            f"{size}-byte {what}",
+            archive=name,
+        )
 
 
 class LocalFile(ByteSource):
@@ -84,49 +96,26 @@ class LocalFile(ByteSource):
         return self._descriptor()
 
     def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise CorruptArchiveError(
-                f"read of {length} bytes at offset {offset} runs past the end of the "
-                f"{self.size}-byte file",
-                archive=self.path,
-            )
-        fd = self._descriptor()
-        data = os.pread(fd, length, offset)
-        if len(data) == length:
-            return data
-        parts = [data]
-        got = len(data)
-        while got < length:
-            more = os.pread(fd, length - got, offset + got)
-            if not more:
-                raise CorruptArchiveError(
-                    f"file ended at {offset + got} while reading {length} bytes at {offset} "
-                    "(was it truncated while open?)",
-                    archive=self.path,
-                )
-            parts.append(more)
-            got += len(more)
-        return b"".join(parts)
+        check_range(offset, length, self.size, self.path, "file")
+        try:
+            return pread_exactly(self._descriptor(), offset, length)
+        except FileEndedError as e:
+            raise self._ended(e.at, offset, length) from None
 
     def read_into(self, offset: int, view: memoryview) -> None:
         length = len(view)
-        if offset < 0 or offset + length > self.size:
-            raise CorruptArchiveError(
-                f"read of {length} bytes at offset {offset} runs past the end of the "
-                f"{self.size}-byte file",
-                archive=self.path,
-            )
-        fd = self._descriptor()
-        got = 0
-        while got < length:
-            n = os.preadv(fd, [view[got:]], offset + got)
-            if n <= 0:
-                raise CorruptArchiveError(
-                    f"file ended at {offset + got} while reading {length} bytes at {offset} "
-                    "(was it truncated while open?)",
-                    archive=self.path,
-                )
-            got += n
+        check_range(offset, length, self.size, self.path, "file")
+        try:
+            preadv_exactly(self._descriptor(), offset, view)
+        except FileEndedError as e:
+            raise self._ended(e.at, offset, length) from None
+
+    def _ended(self, at: int, offset: int, length: int) -> CorruptArchiveError:
+        return CorruptArchiveError(
+            f"file ended at {at} while reading {length} bytes at {offset} "
+            "(was it truncated while open?)",
+            archive=self.path,
+        )
 
     def find(self, pattern: bytes, start: int, end: int) -> int:
         # A read-only map searched in place: no copy of the (maybe 100 MB) range.

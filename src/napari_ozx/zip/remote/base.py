@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import records as R
-from ..source import ByteSource
+from ..source import ByteSource, check_range
 from ...errors import OzxError
 from .errors import ArchiveChangedError, RemoteError, TruncatedResponseError
 
@@ -269,14 +269,7 @@ class RemoteSource(ByteSource):
     # ------------------------------------------------------------------ ByteSource
 
     def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            from ...errors import CorruptArchiveError
-
-            raise CorruptArchiveError(
-                f"read of {length} bytes at offset {offset} runs past the end of the "
-                f"{self.size}-byte object",
-                archive=self.url,
-            )
+        check_range(offset, length, self.size, self.url, "object")
         if length == 0:
             return b""
         hit = self._pinned(offset, length)
