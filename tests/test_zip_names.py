@@ -20,7 +20,7 @@ from napari_ozx.zip.names import (
     is_metadata_name,
     is_unsafe_name,
 )
-from napari_ozx.zip.parse import parse_central_block
+from napari_ozx.zip.central import parse_central_block
 from napari_ozx.zip.writer import OzxWriter
 
 # Names built mostly from the characters the rules are about, so the edge cases come up often.

@@ -178,11 +178,11 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
     # ---- methods and flags
     method = np.asarray(index.method)
     enc_mask = (np.asarray(index.flags) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION)) != 0
-    encrypted = np.flatnonzero(enc_mask | (method == 99))
+    encrypted = np.flatnonzero(enc_mask | (method == R.METHOD_AES))
     if len(encrypted):
         out.many(ERROR, "encrypted", names_of(encrypted[:MAX_LISTED]), "entry is encrypted",
                  len(encrypted))
-    compressed = np.flatnonzero((method != R.METHOD_STORED) & (method != 99))
+    compressed = np.flatnonzero((method != R.METHOD_STORED) & (method != R.METHOD_AES))
     if len(compressed):
         methods = sorted({R.method_name(int(m)) for m in np.unique(method[compressed])})
         out.many(WARNING, "compressed", names_of(compressed[:MAX_LISTED]),
@@ -261,7 +261,8 @@ def _check_local_names(archive: ZipArchive, index, out: _Collector) -> None:
     """Every central-directory name against the name in its entry's local header (a mangled
     directory name would otherwise turn a chunk silently into fill value).  Headers are read
     in file order, many per read where entries are small."""
-    from ..zip.parse import NeedBytes, local_header_name
+    from ..zip.entry import local_header_name
+    from ..zip.records import NeedBytes
 
     offsets = np.asarray(index.header_offset, dtype=np.int64)
     order = np.argsort(offsets, kind="stable")

@@ -4,8 +4,9 @@ Knows nothing of Zarr or napari.
 """
 
 from .archive import EntryInfo, ZipArchive
+from .comment import OmeComment, parse_comment
 from .names import is_metadata_name
-from .parse import NeedBytes, OmeComment, parse_comment
+from .records import NeedBytes
 from .source import ByteSource, LocalFile
 
 __all__ = [

@@ -21,28 +21,20 @@ import numpy as np
 
 from ..errors import (
     CorruptArchiveError,
-    OzxError,
     OzxConformanceWarning,
+    OzxError,
     OzxWarning,
     UnsupportedFeatureError,
 )
 from . import records as R
-from ._io import crc32
+from .central import PAD, parse_central_block
+from .comment import OmeComment, parse_comment
+from .entry import check_crc, check_readable, inflate, parse_local_header
+from .eocd import read_end
 from .index import IndexBuilder, ZipIndex
 from .layout import DataOffsetGuesser
-from .parse import (
-    PAD,
-    NeedBytes,
-    OmeComment,
-    parse_central_block,
-    parse_comment,
-    parse_local_header,
-    parse_tail,
-    tail_request,
-)
 from .names import is_metadata_name
 from .source import ByteSource, LocalFile
-
 
 FIRST_BLOCK = 64 * 1024
 BLOCK = 2 * 1024 * 1024
@@ -107,20 +99,8 @@ class ZipArchive:
     # ---------------------------------------------------------------- opening
 
     def _open(self) -> None:
-        size = self.source.size
-        need = tail_request(size, self._tail_size)
-        self._tail_offset, self._tail = need.offset, b""
-        while True:
-            data = self.source.read(need.offset, need.length)
-            # Every read here runs to the end of the file: keep the last (largest) as a cache.
-            self._tail_offset, self._tail = need.offset, data
-            result = parse_tail(data, need.offset, size)
-            if isinstance(result, NeedBytes):
-                if result.offset >= need.offset and result.length <= need.length:
-                    raise CorruptArchiveError("end records point at themselves")
-                need = result
-                continue
-            break
+        # The bytes read to find the end records run to the end of the file: kept as a cache.
+        result, self._tail_offset, self._tail = read_end(self.source, self._tail_size)
         self.end = result
         self.comment: OmeComment = parse_comment(result.comment)
         if self.comment.problem:
@@ -458,17 +438,10 @@ class ZipArchive:
         return True
 
     def _read_row(self, index: ZipIndex, row: int, name: str, start: int, stop: int | None):
-        flags = int(index.flags[row])
         method = int(index.method[row])
-        if flags & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION) or method == 99:
-            raise UnsupportedFeatureError("entry is encrypted; encrypted archives are not supported")
+        check_readable(int(index.flags[row]), method)
         csize = int(index.compressed_size[row])
         usize = int(index.uncompressed_size[row])
-        if method not in (R.METHOD_STORED, R.METHOD_DEFLATED):
-            raise UnsupportedFeatureError(
-                f"compression method {R.method_name(method)} is not supported "
-                "(RFC-9 archives store entries uncompressed)"
-            )
         data_off = self._data_offset(index, row)
         if data_off + csize > self.end.cd_offset:
             raise CorruptArchiveError(
@@ -494,17 +467,14 @@ class ZipArchive:
                 return whole[lo:hi]
             return self._read(data_off + lo, hi - lo)
         raw = self._read(data_off, csize)
-        data = _inflate(raw, usize)
+        data = inflate(raw, usize)
         if self.verify_crc:
             self._check_crc(data, index, row)
         return data[lo:hi] if (lo, hi) != (0, usize) else data
 
     @staticmethod
     def _check_crc(data: bytes, index: ZipIndex, row: int) -> None:
-        want = int(index.crc32[row])
-        got = crc32(data)
-        if got != want:
-            raise CorruptArchiveError(f"CRC-32 mismatch (data {got:08x}, directory {want:08x})")
+        check_crc(data, int(index.crc32[row]))
 
     # ---------------------------------------------------------------- lifetime
 
@@ -531,28 +501,3 @@ class ZipArchive:
             state["source"], tail_size=state["tail_size"], verify_crc=state["verify_crc"],
             verify_stored=state.get("verify_stored", False), warn=False,
         )
-
-
-#: DEFLATE cannot expand its input more than 1032-fold (258 bytes per 2-bit match code).
-_MAX_DEFLATE_RATIO = 1032
-
-
-def _inflate(raw: bytes, size: int) -> bytes:
-    """Inflate a raw DEFLATE stream that must produce exactly ``size`` bytes."""
-    if size > _MAX_DEFLATE_RATIO * len(raw) + 1024:
-        # (also keeps ``size + 1`` below within what zlib accepts as a length)
-        raise CorruptArchiveError(
-            f"declared size of {size} bytes is more than {len(raw)} bytes of deflate data can hold"
-        )
-    d = zlib.decompressobj(-15)
-    try:
-        out = d.decompress(raw, size + 1)
-    except zlib.error as e:
-        raise CorruptArchiveError(f"deflate data is corrupt ({e})") from None
-    if len(out) > size:
-        raise CorruptArchiveError(f"deflate data inflates beyond its declared size of {size} bytes")
-    if len(out) < size or not d.eof:
-        raise CorruptArchiveError(
-            f"deflate data ends after {len(out)} of its declared {size} bytes"
-        )
-    return out

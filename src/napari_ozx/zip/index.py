@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parse import CentralBlock, name_hash
+from .central import CentralBlock
+from .namehash import name_hash
 
 _COLUMNS = (
     ("header_offset", np.int64),

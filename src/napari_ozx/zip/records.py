@@ -38,17 +38,19 @@ ZIP64_EXTRA_ID = 0x0001
 
 METHOD_STORED = 0
 METHOD_DEFLATED = 8
+#: WinZip AES encryption: the method field says 99, the real method is in an extra field
+METHOD_AES = 99
 METHOD_NAMES = {
-    0: "stored",
+    METHOD_STORED: "stored",
     1: "shrunk",
     6: "imploded",
-    8: "deflated",
+    METHOD_DEFLATED: "deflated",
     9: "deflate64",
     12: "bzip2",
     14: "lzma",
     93: "zstandard",
     95: "xz",
-    99: "AES-encrypted",
+    METHOD_AES: "AES-encrypted",
 }
 
 FLAG_ENCRYPTED = 0x0001
@@ -86,6 +88,14 @@ assert CENTRAL_DTYPE.itemsize == CENTRAL.size
 
 def method_name(method: int) -> str:
     return METHOD_NAMES.get(method, f"method {method}")
+
+
+@dataclass(frozen=True)
+class NeedBytes:
+    """The sans-IO request every parser of this package may answer: the parser needs ``length`` bytes starting at file offset ``offset``."""
+
+    offset: int
+    length: int
 
 
 @dataclass(frozen=True)

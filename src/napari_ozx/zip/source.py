@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import threading
 
 from ..errors import CorruptArchiveError, OzxError
@@ -36,6 +37,17 @@ class ByteSource:
 
     def close(self) -> None:
         pass
+
+
+#: ``scheme://`` with a scheme of two letters or more (one letter is a Windows drive, ``C:/``)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")
+
+
+def is_url(path: object) -> bool:
+    """Is ``path`` a URL (``scheme://...``) rather than a local path?  The one test for it:
+    the napari getter claims what :func:`~napari_ozx.zip.remote.open_source` opens (HTTP(S),
+    S3 natively, any other scheme through fsspec)."""
+    return isinstance(path, str) and _URL.match(path) is not None
 
 
 def check_range(offset: int, length: int, size: int, name: str, what: str) -> None:

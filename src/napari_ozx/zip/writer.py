@@ -39,10 +39,10 @@ import sys
 import threading
 import time
 from array import array
-
-import numpy as np
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..errors import NotOmeZarrError, OzxError, WriteError
 from . import records as R
@@ -55,6 +55,7 @@ from ._io import (
     os_reason,
     pwrite_all,
 )
+from .comment import ome_version_of, rfc9_comment
 from .names import check_writable_name, is_metadata_name
 
 __all__ = [
@@ -91,25 +92,6 @@ def rfc9_sort_key(name: str) -> tuple:
     if is_metadata_name(name):
         return (1, name.count("/"), name)
     return (2, 0, name)
-
-
-def rfc9_comment(version: str) -> bytes:
-    return json.dumps(
-        {"ome": {"version": version, "zipFile": {"centralDirectory": {"jsonFirst": True}}}},
-        separators=(",", ":"),
-    ).encode("utf-8")
-
-
-def ome_version_of(root_metadata: bytes | None) -> str | None:
-    """``attributes.ome.version`` of a root ``zarr.json``, or None."""
-    if not root_metadata:
-        return None
-    try:
-        doc = json.loads(root_metadata)
-        version = doc["attributes"]["ome"]["version"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return version if isinstance(version, str) else None
 
 
 def _load_sync_file_range():

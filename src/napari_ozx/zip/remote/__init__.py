@@ -24,12 +24,9 @@ Requests, not the client, dominate; so fsspec's loop with aiohttp (HTTP) and s3f
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from .. import records as R
 from ..archive import ZipArchive
-from ..source import ByteSource
+from ..source import ByteSource, is_url
 from .base import RemoteSource, coalesce
 from .errors import (
     ArchiveChangedError,
@@ -57,17 +54,11 @@ __all__ = [
 #: keywords of every remote source (the rest of ``storage_options`` goes to the client)
 SOURCE_OPTIONS = ("tail_size", "max_concurrency", "retries", "backoff", "coalesce_gap", "timeout",
                   "block_size", "cache_bytes")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")
 #: room for the local extra field after an entry's name when prefetching (its largest size):
 #: covers padded metadata headers and, in a packed archive, the first data header after them
 LOCAL_EXTRA_SLACK = 0xFFFF
 #: at most this much metadata is prefetched
 PREFETCH_LIMIT = 16 * 1024 * 1024
-
-
-def is_url(path: Any) -> bool:
-    """Is ``path`` a URL (``scheme://...``, scheme of two letters or more) rather than a path?"""
-    return isinstance(path, str) and _URL.match(path) is not None
 
 
 def open_source(url: str, storage_options: dict | None = None) -> ByteSource:

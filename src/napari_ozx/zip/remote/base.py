@@ -18,9 +18,9 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ...errors import OzxError
 from .. import records as R
 from ..source import ByteSource, check_range
-from ...errors import OzxError
 from .errors import ArchiveChangedError, RemoteError, TruncatedResponseError
 
 #: bytes fetched by the first request, from the end of the object: end records, comment and as
