@@ -85,3 +85,7 @@ class OzxConformanceWarning(OzxWarning):
     """The archive departs from RFC-9 in a way that does not change what is read (no archive
     comment, zipped OME-Zarr 0.4).  ``napari-ozx validate`` reports these; the napari reader
     only logs them."""
+
+
+class MultiPartArchiveError(UnsupportedFeatureError):
+    """A multi-part (split or spanned) archive: records or data on other disks."""

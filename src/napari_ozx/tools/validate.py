@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import NotAZipError, OzxError, UnsupportedFeatureError
+from ..errors import MultiPartArchiveError, NotAZipError, OzxError, UnsupportedFeatureError
 from ..zip import ZipArchive
 from ..zip import records as R
 from ..zip._io import crc32, streamed_crc32
@@ -126,8 +126,7 @@ def validate(
         out.add(ERROR, "not-a-zip", e.message)
         return report
     except UnsupportedFeatureError as e:
-        code = "multi-part" if "multi-part" in e.message else "unsupported"
-        out.add(ERROR, code, e.message)
+        out.add(ERROR, _unsupported_code(e), e.message)
         return report
     except OzxError as e:
         out.add(ERROR, "corrupt", e.message, e.entry)
@@ -136,11 +135,14 @@ def validate(
         try:
             _check(archive, out, crc=crc, many_chunks=many_chunks, progress=progress)
         except UnsupportedFeatureError as e:
-            code = "multi-part" if "multi-part" in e.message else "unsupported"
-            out.add(ERROR, code, e.message, e.entry)
+            out.add(ERROR, _unsupported_code(e), e.message, e.entry)
         except OzxError as e:
             out.add(ERROR, "corrupt", e.message, e.entry)
     return report
+
+
+def _unsupported_code(e: UnsupportedFeatureError) -> str:
+    return "multi-part" if isinstance(e, MultiPartArchiveError) else "unsupported"
 
 
 def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,

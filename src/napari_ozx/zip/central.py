@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import CorruptArchiveError, UnsupportedFeatureError
+from ..errors import CorruptArchiveError, MultiPartArchiveError
 from . import records as R
 from .namehash import hash_matrix, hash_names
 from .names import METADATA_BASENAMES
@@ -199,7 +199,7 @@ def parse_central_block(
         _apply_zip64(a, positions, nlen_raw=hdr["name_length"].astype(np.int64), elen=elen,
                      rows=need64, usize=usize, csize=csize, hoff=hoff, disk=disk)
     if np.any(disk[keep] != 0):
-        raise UnsupportedFeatureError("multi-part (split) archive: entry data on another disk")
+        raise MultiPartArchiveError("multi-part (split) archive: entry data on another disk")
 
     sel_len = nlen[keep]
     new_start = np.cumsum(sel_len) - sel_len

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import CorruptArchiveError, NotAZipError, UnsupportedFeatureError
+from ..errors import CorruptArchiveError, MultiPartArchiveError, NotAZipError
 from . import records as R
 from .records import EndOfCentralDirectory, NeedBytes
 
@@ -86,7 +86,7 @@ def _decode_end(
     if loc >= 0 and buf[loc : loc + 4] == R.SIG_ZIP64_LOCATOR:
         _, z64_disk, z64_offset, n_disks = R.ZIP64_LOCATOR.unpack_from(buf, loc)
         if n_disks > 1 or z64_disk != 0:
-            raise UnsupportedFeatureError(f"multi-part (split) archive of {n_disks} disks")
+            raise MultiPartArchiveError(f"multi-part (split) archive of {n_disks} disks")
         # The ZIP64 end record normally sits just before the locator; its stated offset is
         # relative to the archive start, which differs when bytes were prepended.
         expected = buf_offset + loc - R.ZIP64_EOCD.size
@@ -111,11 +111,11 @@ def _decode_end(
             )
 
     if disk != 0 or cd_disk != 0:
-        raise UnsupportedFeatureError(
+        raise MultiPartArchiveError(
             f"multi-part (split) archive: this is disk {disk}, central directory on disk {cd_disk}"
         )
     if n_disk != n_total:
-        raise UnsupportedFeatureError("multi-part (split) archive: entries on other disks")
+        raise MultiPartArchiveError("multi-part (split) archive: entries on other disks")
     if not zip64 and (cd_offset == R.U32_MAX or cd_size == R.U32_MAX):
         raise CorruptArchiveError(
             "end record marks ZIP64 values (0xFFFFFFFF) but there is no ZIP64 end record"
