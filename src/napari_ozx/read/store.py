@@ -163,7 +163,7 @@ class OzxStore(Store):
             data = self._read(key, byte_range)
         else:
             # Remote sources bring their own pool: one thread per request allowed in flight.
-            executor = getattr(self.archive.source, "executor", None)
+            executor = self.archive.source.executor
             data = await asyncio.get_running_loop().run_in_executor(
                 executor, self._read, key, byte_range
             )

@@ -14,7 +14,6 @@ import os
 import threading
 import warnings
 import zlib
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,7 +66,7 @@ class ZipArchive:
         verify_stored: bool = False,
         warn: bool = True,
     ):
-        if not isinstance(source, ByteSource):
+        if isinstance(source, (str, os.PathLike)):
             source = LocalFile(source)
         self.source = source
         self.name = source.name
@@ -186,8 +185,7 @@ class ZipArchive:
     def _build_full(self) -> ZipIndex:
         builder = IndexBuilder(self._capacity(), max_name_bytes=self.end.cd_size)
         # A source may fetch the whole directory at once (a remote one: in parallel requests).
-        will_read = getattr(self.source, "will_read", None)
-        with will_read(self.end.cd_offset, self.end.cd_size) if will_read else nullcontext():
+        with self.source.will_read(self.end.cd_offset, self.end.cd_size):
             self._decode(start=0, builder=builder, stop_after_metadata=False, first_block=BLOCK)
         self._check_count(builder)
         self._absorb(builder)
@@ -267,7 +265,7 @@ class ZipArchive:
             return True
         if not self.source.cheap_scan:
             # Remote sources trust the claim, as RFC-9 allows (checking costs the whole directory).
-            return bool(getattr(self.source, "trust_json_first", False))
+            return self.source.trust_json_first
         found = self._scan_cache.get(base)
         if found is None:
             end = self.end
@@ -419,7 +417,7 @@ class ZipArchive:
                     self._guesser = DataOffsetGuesser(
                         index, self.end.cd_offset,
                         index_is_whole_directory=self._whole_directory,
-                        peek=getattr(self.source, "peek", None),
+                        peek=self.source.peek,
                     )
         return self._guesser
 

@@ -11,20 +11,50 @@ import mmap
 import os
 import re
 import threading
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
+from typing import Protocol
 
 from ..errors import CorruptArchiveError, OzxError
+from . import records as R
 from ._io import FileEndedError, pread_exactly, preadv_exactly
 
 
-class ByteSource:
-    """Interface of a byte source."""
+class ByteSource(Protocol):
+    """What the archive reader asks of a byte source.
+
+    Required: ``name`` (for messages), ``size``, :meth:`read`.  Everything else is an optional
+    hook with a default here that does nothing special; a source states what it can do better
+    by overriding it.  Sources subclass this protocol explicitly (:class:`LocalFile`,
+    :class:`~napari_ozx.zip.remote.RemoteSource`), so every hook is always there and callers
+    call it plainly - no ``getattr`` probing, and mypy checks each override's signature.
+
+    Hooks (and who calls them):
+
+    * ``cheap_scan`` - reading the whole central directory is cheap (local disk), so scanning
+      beats guessing: :meth:`find` works, data offsets are read from local headers rather than
+      inferred, small reads are served on zarr's event loop.
+    * :meth:`read_into` - fill a caller's buffer (the central-directory decoder reuses one).
+    * :meth:`find` - search raw bytes (checks a ``jsonFirst`` claim; only where ``cheap_scan``).
+    * ``trust_json_first`` - where scanning is not cheap, take an RFC-9 ``jsonFirst`` claim at
+      its word (remote sources: checking costs the whole directory).
+    * :meth:`will_read` - the caller is about to read this range front to back (a remote
+      source fetches it in concurrent pieces).
+    * :meth:`peek` - bytes already at hand, never a request (lets offsets be checked for free).
+    * ``executor`` - the thread pool zarr's store should read this source in (None: asyncio's).
+    * ``tail_size`` - how many bytes at the end of the file the first read should take.
+    * :meth:`fileno` - a local descriptor, for in-kernel copies of stored entries (None: none).
+    * :meth:`close`.
+    """
 
     name: str
     size: int
-    #: reading the whole central directory is cheap (local disk), so scanning it beats guessing
     cheap_scan: bool = False
+    trust_json_first: bool = False
+    tail_size: int = R.MAX_TAIL
 
     def read(self, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes at ``offset`` (any number of threads at once)."""
         raise NotImplementedError
 
     def read_into(self, offset: int, view: memoryview) -> None:
@@ -35,8 +65,23 @@ class ByteSource:
         """Offset of the first ``pattern`` in ``[start, end)``, or -1 (only where cheap_scan)."""
         raise NotImplementedError
 
+    def will_read(self, offset: int, length: int) -> AbstractContextManager[object]:
+        """A context in which ``[offset, offset + length)`` will be read front to back."""
+        return nullcontext()
+
+    def peek(self, offset: int, length: int) -> bytes | None:
+        """Bytes already at hand, or None: never a request."""
+        return None
+
+    @property
+    def executor(self) -> Executor | None:
+        return None
+
+    def fileno(self) -> int | None:
+        return None
+
     def close(self) -> None:
-        pass
+        return None
 
 
 #: ``scheme://`` with a scheme of two letters or more (one letter is a Windows drive, ``C:/``)

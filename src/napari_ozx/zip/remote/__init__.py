@@ -117,7 +117,7 @@ def open_remote_archive(
     try:
         # The end records are looked for inside the first (tail) request; a longer comment
         # makes the parser ask for more.
-        tail = min(R.MAX_TAIL, getattr(source, "tail_size", R.MAX_TAIL))
+        tail = min(R.MAX_TAIL, source.tail_size)
         archive = ZipArchive(source, verify_crc=verify_crc, tail_size=tail, warn=warn)
     except BaseException:
         source.close()
