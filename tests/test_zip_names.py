@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from napari_ozx.errors import UnsafeNameError
 from napari_ozx.zip import ZipArchive
 from napari_ozx.zip import records as R
+from napari_ozx.zip.central import parse_central_block
 from napari_ozx.zip.names import (
     check_writable_name,
     is_directory_name,
     is_metadata_name,
     is_unsafe_name,
 )
-from napari_ozx.zip.central import parse_central_block
 from napari_ozx.zip.writer import OzxWriter
 
 # Names built mostly from the characters the rules are about, so the edge cases come up often.

@@ -150,7 +150,9 @@ def _napari_label_colormap(listed: dict):
         return None
     top = int(values.max()) if values.size else 0
     more = np.arange(1, top + UNLISTED_COLOURS + 1, dtype=np.int64)
-    colours = {int(v): rgba for v, rgba in zip(more, own.map(more))}
+    colours: dict[int | None, Any] = {
+        int(v): rgba for v, rgba in zip(more, own.map(more), strict=True)
+    }
     colours.update({k: v for k, v in listed.items() if k is not None})
     colours.setdefault(0, [0.0, 0.0, 0.0, 0.0])
     colours[None] = [0.0, 0.0, 0.0, 0.0]

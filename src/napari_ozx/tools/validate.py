@@ -161,7 +161,6 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
                 "(RFC-9 recommends ZIP64 whatever the size)")
 
     index = archive.full_index()  # every check below needs the whole directory
-    n = len(index)
 
     def names_of(rows) -> list[str]:
         return [index.name(int(r)) for r in rows]
@@ -231,6 +230,8 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
             raw = archive.read(name)
         except OzxError as e:
             out.add(ERROR, "corrupt", e.message, name)
+            continue
+        if raw is None:  # (listed by the index just now: cannot be absent)
             continue
         doc = _check_zarr_json(raw, name, out)
         if doc is None:
@@ -304,7 +305,7 @@ def _check_order(index, is_meta: np.ndarray, meta_rows: np.ndarray, meta_names: 
     data_rows = np.flatnonzero(~is_meta)
     if len(data_rows):
         first_data = int(data_rows[0])
-        late = [nm for r, nm in zip(meta_rows, meta_names) if r > first_data]
+        late = [nm for r, nm in zip(meta_rows, meta_names, strict=True) if r > first_data]
         if late:
             out.many(WARNING, "not-breadth-first", late,
                      f"metadata entry after the data entry {index.name(first_data)!r}; RFC-9 "
@@ -374,7 +375,8 @@ def _check_chunking(doc: dict, name: str, out: _Collector, many_chunks: int) -> 
     try:
         shape = doc["shape"]
         chunks = doc["chunk_grid"]["configuration"]["chunk_shape"]
-        count = math.prod(-(-int(s) // max(int(c), 1)) for s, c in zip(shape, chunks))
+        count = math.prod(-(-int(s) // max(int(c), 1)) for s, c in
+                          zip(shape, chunks, strict=False))  # a malformed doc may differ
     except (KeyError, TypeError, ValueError):
         return
     if count > many_chunks:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +22,6 @@ from ..errors import (
     OzxConformanceWarning,
     OzxError,
     OzxWarning,
-    UnsupportedFeatureError,
 )
 from . import records as R
 from .central import PAD, parse_central_block
@@ -77,7 +75,8 @@ class ZipArchive:
         self._checked: dict[int, set[int]] = {}
         self._warn_enabled = warn
         self._tail_size = tail_size
-        self._lock_pid = None
+        self._lock_pid: int | None = None
+        self._lock = threading.Lock()
         self._full: ZipIndex | None = None
         self._prefix: ZipIndex | None = None
         self._prefix_end = 0
@@ -134,7 +133,8 @@ class ZipArchive:
         end = self.end
         pos = start
         block = first_block
-        scratch = None
+        scratch: bytearray | None = None
+        buf: bytes | bytearray
         while pos < end.cd_size:
             length = min(block, end.cd_size - pos)
             t0 = end.cd_offset + pos - self._tail_offset
@@ -244,14 +244,15 @@ class ZipArchive:
         if index is not None:
             return index
         with self._build_lock:
-            if self._full is None:
+            index = self._full
+            if index is None:
                 try:
-                    self._build_full()
+                    index = self._build_full()
                 except OzxError as e:
                     raise e.with_archive(self.name) from None
-            return self._full
+            return index
 
-    def _absent_after_prefix(self, name: str) -> bool:
+    def _absent_after_prefix(self, prefix: ZipIndex, name: str) -> bool:
         """May a metadata name missing from the jsonFirst prefix be reported absent?
 
         RFC-9's ``jsonFirst`` promises that no ``zarr.json`` follows the first other entry; a
@@ -261,7 +262,7 @@ class ZipArchive:
         a miss on them is final.
         """
         base = name.rsplit("/", 1)[-1]
-        if base != "zarr.json" and self._prefix.lookup("zarr.json") is not None:
+        if base != "zarr.json" and prefix.lookup("zarr.json") is not None:
             return True
         if not self.source.cheap_scan:
             # Remote sources trust the claim, as RFC-9 allows (checking costs the whole directory).
@@ -284,7 +285,7 @@ class ZipArchive:
                 row = prefix.lookup(name)
                 if row is not None:
                     return prefix, row
-                if self._absent_after_prefix(name):
+                if self._absent_after_prefix(prefix, name):
                     return None
             full = self.full_index()
         row = full.lookup(name)
@@ -300,11 +301,15 @@ class ZipArchive:
         With ``trust_json_first`` a ``jsonFirst`` claim is taken at its word (RFC-9 lets readers
         do so): nothing after the metadata prefix is read.
         """
-        index = self._full if self._full is not None else self._prefix
-        if self._full is None and not trust_json_first and not self._absent_after_prefix(
-            "zarr.json"
-        ):
-            index = self.full_index()
+        index = self._full
+        if index is None:
+            prefix = self._prefix
+            if prefix is not None and (
+                trust_json_first or self._absent_after_prefix(prefix, "zarr.json")
+            ):
+                index = prefix
+            else:
+                index = self.full_index()
         return [index.name(int(r)) for r in index.metadata_rows()]
 
     def info(self, name: str) -> EntryInfo | None:
@@ -395,10 +400,10 @@ class ZipArchive:
             )
         guesser = self._offset_guesser(index)
         if guesser is not None:
-            off = guesser.guess(row)
-            if off is not None:
-                index.data_offset[row] = off + 1
-                return off
+            guess = guesser.guess(row)
+            if guess is not None:
+                index.data_offset[row] = guess + 1
+                return guess
         off = parse_local_header(self._read(hoff, R.LOCAL.size), hoff)
         index.data_offset[row] = off + 1
         if guesser is not None:

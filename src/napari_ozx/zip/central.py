@@ -156,6 +156,8 @@ def parse_central_block(
 
     # Names: a (n, width) matrix when they are short (the usual case), else a byte gather.
     width = int(nlen.max())
+    matrix: np.ndarray | None
+    mask: np.ndarray | None
     if width <= _MATRIX_WIDTH:
         matrix = _rows(a, name_pos, max(width, 1))
         mask = np.arange(max(width, 1)) < nlen[:, None]
@@ -204,7 +206,7 @@ def parse_central_block(
     sel_len = nlen[keep]
     new_start = np.cumsum(sel_len) - sel_len
     all_kept = len(keep) == len(nlen)
-    if matrix is not None:
+    if matrix is not None and mask is not None:
         km, kmask = (matrix, mask) if all_kept else (matrix[keep], mask[keep])
         names = blob.tobytes() if all_kept else km[kmask].tobytes()
         hashes = hash_matrix(km, kmask, sel_len)
@@ -347,7 +349,8 @@ def _apply_zip64(a, positions, *, nlen_raw, elen, rows, usize, csize, hoff, disk
     ok = start + 4 <= limit
     first_id = np.where(ok, _u16(a, np.where(ok, start, 0)), -1)
     first_len = np.where(ok, _u16(a, np.where(ok, start + 2, 0)), -1)
-    fast = ok & (first_id == R.ZIP64_EXTRA_ID) & (first_len >= needed) & (start + 4 + first_len <= limit)
+    fast = (ok & (first_id == R.ZIP64_EXTRA_ID) & (first_len >= needed)
+            & (start + 4 + first_len <= limit))
     slow = np.flatnonzero(~fast)
     body = start + 4
     for r in slow:

@@ -42,7 +42,8 @@ def parse_comment(comment: bytes) -> OmeComment:
     cd = zf.get("centralDirectory") if isinstance(zf, dict) else None
     json_first = bool(isinstance(cd, dict) and cd.get("jsonFirst") is True)
     problem = None if version else 'archive comment has no "ome.version"'
-    return OmeComment(raw=comment, data=data, version=version, json_first=json_first, problem=problem)
+    return OmeComment(raw=comment, data=data, version=version, json_first=json_first,
+                      problem=problem)
 
 
 def rfc9_comment(version: str) -> bytes:

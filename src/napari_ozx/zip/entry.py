@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def parse_local_header(buf: bytes, header_offset: int) -> int:
+def parse_local_header(buf: bytes | memoryview, header_offset: int) -> int:
     """The file offset of an entry's data, from the first 30 bytes of its local header."""
     if len(buf) < R.LOCAL.size:
         raise CorruptArchiveError(
@@ -33,7 +33,7 @@ def parse_local_header(buf: bytes, header_offset: int) -> int:
     return header_offset + R.LOCAL.size + nlen + elen
 
 
-def local_header_name(buf: bytes, header_offset: int) -> bytes | NeedBytes:
+def local_header_name(buf: bytes | memoryview, header_offset: int) -> bytes | NeedBytes:
     """The name an entry's local header gives (``buf``: bytes from the header on), or the
     bytes still needed to see it whole."""
     if len(buf) < R.LOCAL.size:

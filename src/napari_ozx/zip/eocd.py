@@ -134,7 +134,8 @@ def _decode_end(
         # Every entry takes at least 46 bytes: a count beyond that is a lie we must not
         # allocate for.  (Pre-ZIP64 writers that wrapped the 16-bit count say fewer, not more.)
         raise CorruptArchiveError(
-            f"end record claims {n_total} entries, more than a {cd_size}-byte central directory holds"
+            f"end record claims {n_total} entries, more than a {cd_size}-byte central directory "
+            "holds"
         )
     return EndOfCentralDirectory(
         entries=n_total,

@@ -92,7 +92,8 @@ def method_name(method: int) -> str:
 
 @dataclass(frozen=True)
 class NeedBytes:
-    """The sans-IO request every parser of this package may answer: the parser needs ``length`` bytes starting at file offset ``offset``."""
+    """The sans-IO request every parser of this package may answer: the parser needs
+    ``length`` bytes starting at file offset ``offset``."""
 
     offset: int
     length: int

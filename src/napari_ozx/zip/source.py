@@ -13,7 +13,7 @@ import re
 import threading
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager, nullcontext
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from ..errors import CorruptArchiveError, OzxError
 from . import records as R
@@ -63,7 +63,7 @@ class ByteSource(Protocol):
 
     def find(self, pattern: bytes, start: int, end: int) -> int:
         """Offset of the first ``pattern`` in ``[start, end)``, or -1 (only where cheap_scan)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not search its bytes (cheap_scan is False)")
 
     def will_read(self, offset: int, length: int) -> AbstractContextManager[object]:
         """A context in which ``[offset, offset + length)`` will be read front to back."""
@@ -88,7 +88,7 @@ class ByteSource(Protocol):
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")
 
 
-def is_url(path: object) -> bool:
+def is_url(path: object) -> TypeGuard[str]:
     """Is ``path`` a URL (``scheme://...``) rather than a local path?  The one test for it:
     the napari getter claims what :func:`~napari_ozx.zip.remote.open_source` opens (HTTP(S),
     S3 natively, any other scheme through fsspec)."""

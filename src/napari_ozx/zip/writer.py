@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import os
 import re
 import struct
@@ -491,7 +490,7 @@ class OzxWriter:
         parts: list[bytes] = []
         entries = []
         pos = 0
-        for name, pad in zip(names, pads):
+        for name, pad in zip(names, pads, strict=True):
             data = meta[name]
             key = name.encode("utf-8")
             crc = crc32(data)
@@ -580,7 +579,6 @@ class OzxWriter:
             cd_offset = self._end
             pos = cd_offset
             batch: list[bytes] = [self._central_header(e) for e in meta_entries]
-            batch_len = sum(map(len, batch))
             pos += pwrite_all(self._fd, b"".join(batch), pos)
             offset = np.frombuffer(self._offset, dtype=np.int64)
             size = np.frombuffer(self._size, dtype=np.int64)
@@ -650,9 +648,9 @@ class OzxWriter:
         for pos in reversed(offsets) if shift > 0 else offsets:
             n = min(COPY_BLOCK, length - pos)
             pwrite_all(self._fd, os.pread(self._fd, n, old + pos), new + pos)
-        offsets = self._offset
-        for row in range(len(offsets)):
-            offsets[row] += shift
+        headers = self._offset
+        for row in range(len(headers)):
+            headers[row] += shift
         self._end += shift
         self._data_start = new
 
@@ -888,7 +886,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"(\d+)\.[0-9a-f]+\.tmp")
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:

@@ -123,6 +123,7 @@ def open_remote_archive(
         source.close()
         raise
     # Small reads below the central directory (entry data) may use the block cache.
-    source.data_end = archive.end.cd_offset
+    if isinstance(source, RemoteSource):
+        source.data_end = archive.end.cd_offset
     prefetch_metadata(archive)
     return archive
