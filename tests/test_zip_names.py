@@ -51,6 +51,13 @@ def test_the_rule_on_named_cases(name, unsafe):
     assert is_unsafe_name(name) is unsafe
 
 
+def test_a_dot_pair_across_two_names_is_no_dot_dot_segment():
+    # Names lie back to back in the decoder's buffer: "a/." then "./b" is no "a/../b".
+    block = parse_central_block(_central_directory([b"a/.", b"./b", b"."]), first_ordinal=0,
+                                final=True)
+    assert _listed(block) == [b"a/.", b"./b", b"."] and block.n_unsafe == 0
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(NAMES.map(lambda s: s.encode("utf-8")), st.binary(max_size=10)),
                 min_size=1, max_size=30))

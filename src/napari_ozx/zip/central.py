@@ -480,8 +480,11 @@ def _unsafe_names(blob: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
         seg_start = (dots == starts[own]) | (blob[np.maximum(dots - 1, 0)] == ord("/"))
         after = dots + 2
         end = starts[own] + lengths[own]
+        # Both dots in the same name: names lie back to back in ``blob``, so "." followed by
+        # "./x" would otherwise read as a ".." segment and hide the safe name ".".
+        within = after <= end
         seg_end = (after == end) | (blob[np.minimum(after, len(blob) - 1)] == ord("/"))
-        bad[own[seg_start & seg_end]] = True
+        bad[own[within & seg_start & seg_end]] = True
     # A drive letter ("C:") makes a name absolute on Windows.
     two = np.flatnonzero(lengths >= 2)
     if len(two):
