@@ -371,18 +371,12 @@ def _apply_zip64(a, positions, *, nlen_raw, elen, rows, usize, csize, hoff, disk
             )
         body[r] = found[0]
     off = body.copy()
-    sel = np.flatnonzero(need_u)
-    if len(sel):
-        usize[rows[sel]] = _u64(a, off[sel])
-    off += need_u * 8
-    sel = np.flatnonzero(need_c)
-    if len(sel):
-        csize[rows[sel]] = _u64(a, off[sel])
-    off += need_c * 8
-    sel = np.flatnonzero(need_o)
-    if len(sel):
-        hoff[rows[sel]] = _u64(a, off[sel])
-    off += need_o * 8
+    # The 8-byte values that are present follow each other in this order (APPNOTE 4.5.3).
+    for need, column in ((need_u, usize), (need_c, csize), (need_o, hoff)):
+        sel = np.flatnonzero(need)
+        if len(sel):
+            column[rows[sel]] = _u64(a, off[sel])
+        off += need * 8
     sel = np.flatnonzero(need_d)
     if len(sel):
         idx = off[sel]

@@ -173,29 +173,29 @@ def pack_central_header(
     mdate: int = 0x21,
     external_attr: int = 0o100644 << 16,
 ) -> bytes:
+    # Bytes 4-30 of a local header (version needed ... extra length) are bytes 6-32 of the
+    # central header, field for field: packed once, by pack_local_header.
+    local = pack_local_header(
+        b"", method=method, crc32=crc32, compressed_size=compressed_size,
+        uncompressed_size=uncompressed_size, flags=flags, version_needed=version_needed,
+        mtime=mtime, mdate=mdate,
+    )
+    lengths = struct.pack("<HH", len(name), len(extra))
     return (
-        CENTRAL.pack(
-            SIG_CENTRAL,
-            version_made_by,
-            version_needed,
-            flags,
-            method,
-            mtime,
-            mdate,
-            crc32,
-            compressed_size,
-            uncompressed_size,
-            len(name),
-            len(extra),
-            0,  # comment length
-            0,  # disk number start
-            0,  # internal attributes
-            external_attr,
-            local_header_offset,
-        )
+        SIG_CENTRAL
+        + struct.pack("<H", version_made_by)
+        + local[4 : LOCAL.size - 4]
+        + lengths
+        + _CENTRAL_AFTER_LENGTHS.pack(0, 0, 0, external_attr, local_header_offset)
         + name
         + extra
     )
+
+
+#: The central header after its name and extra lengths: comment length, disk number start,
+#: internal and external attributes, local header offset.
+_CENTRAL_AFTER_LENGTHS = struct.Struct("<HHHII")
+assert 6 + (LOCAL.size - 8) + 4 + _CENTRAL_AFTER_LENGTHS.size == CENTRAL.size
 
 
 def pack_end_records(

@@ -27,24 +27,13 @@ from __future__ import annotations
 from .. import records as R
 from ..archive import ZipArchive
 from ..source import ByteSource, is_url
+from . import errors
 from .base import RemoteSource, coalesce
-from .errors import (
-    ArchiveChangedError,
-    RangeNotSupportedError,
-    RemoteAccessError,
-    RemoteError,
-    RemoteNotFoundError,
-    TruncatedResponseError,
-)
+from .errors import *  # noqa: F403  (the error types are this package's API, listed in errors)
 
 __all__ = [
-    "ArchiveChangedError",
-    "RangeNotSupportedError",
-    "RemoteAccessError",
-    "RemoteError",
-    "RemoteNotFoundError",
+    *errors.__all__,
     "RemoteSource",
-    "TruncatedResponseError",
     "is_url",
     "open_remote_archive",
     "open_source",
