@@ -29,6 +29,7 @@ from ..errors import MultiPartArchiveError, NotAZipError, OzxError, UnsupportedF
 from ..zip import ZipArchive
 from ..zip import records as R
 from ..zip._io import crc32, streamed_crc32
+from ..zip.names import UNSAFE_RULE
 
 __all__ = ["Finding", "Report", "validate", "ERROR", "WARNING"]
 
@@ -170,7 +171,7 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
         out.many(ERROR, "duplicate-name", archive.duplicates, "name occurs more than once")
     if archive.n_unsafe:
         out.many(ERROR, "unsafe-name", archive.unsafe_names,
-                 "unsafe entry name (absolute, '..', backslash or NUL)", archive.n_unsafe)
+                 f"unsafe entry name ({UNSAFE_RULE})", archive.n_unsafe)
     nested = _rows_with_suffix(index, _NESTED_SUFFIXES)
     if len(nested):
         out.many(ERROR, "archive-in-archive", names_of(nested[:MAX_LISTED]),

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_NAME_BYTES",
     "is_metadata_name",
     "is_unsafe_name",
+    "UNSAFE_RULE",
     "is_directory_name",
     "check_writable_name",
 ]
@@ -34,6 +35,10 @@ def is_metadata_name(name: str) -> bool:
     :data:`METADATA_BASENAMES`?"""
     base = name.rsplit("/", 1)[-1].encode()
     return base in METADATA_BASENAMES
+
+
+#: :func:`is_unsafe_name` in words, for messages.
+UNSAFE_RULE = "absolute, '..', backslash or NUL"
 
 
 def is_unsafe_name(name: bytes) -> bool:
