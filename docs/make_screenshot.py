@@ -5,11 +5,11 @@ docs/make_screenshot.py``)."""
 import os
 import tempfile
 
-import numpy as np
-
 import napari
 import napari._qt.qt_main_window as qt_main_window
+import numpy as np
 from imageio.v3 import imwrite
+
 from napari_ozx._sample_data import write_sample
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -10,6 +10,7 @@ from .errors import (
     UnsafeNameError,
     UnsupportedFeatureError,
 )
+
 # Everything that pulls in zarr, dask or the writer is imported on first use: ``napari-ozx info``
 # and the napari reader's probe must not pay ~0.8 s of imports they do not need.
 _LAZY = {

@@ -61,7 +61,8 @@ def _summary(path: Path) -> list[str]:
     lines = []
     for data, kwargs, kind in read_ozx(str(path)):
         levels = data if isinstance(data, list) else [data]
-        lines.append(f"  {kind:6s} {kwargs.get('name')!s:30s} levels={[tuple(a.shape) for a in levels]}")
+        shapes = [tuple(a.shape) for a in levels]
+        lines.append(f"  {kind:6s} {kwargs.get('name')!s:30s} levels={shapes}")
     return lines
 
 

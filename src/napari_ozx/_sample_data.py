@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
 
 SIZE = 512
 N_CELLS = 24
-CHANNELS = (
+CHANNELS: tuple[dict[str, Any], ...] = (  # omero channels (JSON)
     {"label": "nuclei", "color": "0000FF", "window": {"start": 0, "end": 3000, "min": 0,
                                                       "max": 65535}, "active": True},
     {"label": "membrane", "color": "00FF00", "window": {"start": 0, "end": 2000, "min": 0,
@@ -34,7 +35,7 @@ def _cells(size: int = SIZE, n: int = N_CELLS, seed: int = 4):
     labels = np.zeros((size, size), np.uint16)
     centres = rng.uniform(40, size - 40, size=(n, 2))
     radii = rng.uniform(12, 22, size=n)
-    for i, ((cy, cx), r) in enumerate(zip(centres, radii), start=1):
+    for i, ((cy, cx), r) in enumerate(zip(centres, radii, strict=True), start=1):
         d = np.hypot(yy - cy, xx - cx)
         nuclei += 2500 * np.exp(-((d / (0.6 * r)) ** 2))
         membrane += 1600 * np.exp(-(((d - 1.6 * r) / 2.5) ** 2))
@@ -86,8 +87,9 @@ def write_sample_directory(root: str | os.PathLike, n_levels: int = 2) -> Path:
                               shards=(256, 256), dimension_names=["y", "x"])
         arr[:] = a
     rng = np.random.default_rng(7)
-    colors = [{"label-value": i, "rgba": [int(v) for v in rng.integers(64, 256, 3)] + [255]}
-              for i in range(1, LABEL_COLORS + 1)]
+    colors: list[dict[str, Any]] = [
+        {"label-value": i, "rgba": [int(v) for v in rng.integers(64, 256, 3)] + [255]}
+        for i in range(1, LABEL_COLORS + 1)]
     areas = np.bincount(labels.ravel(), minlength=N_CELLS + 1)
     ng.attrs["ome"] = {
         "version": "0.5",

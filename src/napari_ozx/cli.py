@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the back ends are imported by the command that runs (import cost)
+    from .tools.pack import Copied
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -106,36 +111,37 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _pack(args: argparse.Namespace) -> int:
+def _copy(args: argparse.Namespace, desc: str, run: Callable[[_Progress], Copied],
+          done: Callable[[Copied], str]) -> int:
+    """Run a pack or an unpack with a progress bar; print ``done(result)``."""
     from .errors import OzxError
-    from .tools.pack import pack
 
-    bar = _Progress("packing", args.progress)
+    bar = _Progress(desc, args.progress)
     try:
-        result = pack(args.directory, args.archive, overwrite=args.force, progress=bar,
-                      on_start=bar.start)
-    except (OzxError, OSError) as e:
+        result = run(bar)
+    except (OzxError, OSError) as e:  # a user's error (where to write): a message, no traceback
         return _fail(e)
     finally:
         bar.close()
-    print(f"wrote {args.archive}: {result['entries']} entries, {result['bytes']} bytes of data")
+    print(done(result))
     return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from .tools.pack import pack
+
+    return _copy(args, "packing",
+                 lambda bar: pack(args.directory, args.archive, overwrite=args.force,
+                                  progress=bar),
+                 lambda r: f"wrote {args.archive}: {r.entries} entries, {r.nbytes} bytes of data")
 
 
 def _unpack(args: argparse.Namespace) -> int:
-    from .errors import OzxError
     from .tools.pack import unpack
 
-    bar = _Progress("unpacking", args.progress)
-    try:
-        result = unpack(args.archive, args.directory, force=args.force, progress=bar,
-                        on_start=bar.start)
-    except (OzxError, OSError) as e:
-        return _fail(e)
-    finally:
-        bar.close()
-    print(f"unpacked {result['entries']} entries ({result['bytes']} bytes) into {args.directory}")
-    return 0
+    return _copy(args, "unpacking",
+                 lambda bar: unpack(args.archive, args.directory, force=args.force, progress=bar),
+                 lambda r: f"unpacked {r.entries} entries ({r.nbytes} bytes) into {args.directory}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import dask.array as da
-import numpy as np
 from dask.base import tokenize
 
 from ..read.provenance import lazy
@@ -27,18 +26,18 @@ def aligned_chunks(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: in
     """``chunks`` (the zarr read chunk) as dask chunks: unchanged, unless the array has more
     than ``max_chunks`` chunks of less than ``small`` bytes; those are doubled along the axis
     with the most chunks until one of the two limits is reached."""
-    chunks = [max(1, min(c, s)) if s else max(1, c) for c, s in zip(chunks, shape)]
+    out = [max(1, min(c, s)) if s else max(1, c) for c, s in zip(chunks, shape, strict=True)]
 
     def grid() -> list[int]:
-        return [-(-s // c) if s else 1 for s, c in zip(shape, chunks)]
+        return [-(-s // c) if s else 1 for s, c in zip(shape, out, strict=True)]
 
-    while math.prod(grid()) > max_chunks and math.prod(chunks) * itemsize < small:
+    while math.prod(grid()) > max_chunks and math.prod(out) * itemsize < small:
         g = grid()
         axis = max(range(len(g)), key=lambda i: g[i])
         if g[axis] <= 1:
             break
-        chunks[axis] = min(shape[axis], chunks[axis] * 2)
-    return tuple(chunks)
+        out[axis] = min(shape[axis], out[axis] * 2)
+    return tuple(out)
 
 
 def to_dask(array, *, token: str = "") -> da.Array:

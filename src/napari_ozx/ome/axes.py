@@ -31,7 +31,8 @@ class Axes:
         if axis is None:
             return self
         keep = [i for i in range(len(self.names)) if i != axis]
-        return Axes(*(tuple(col[i] for i in keep) for col in (self.names, self.types, self.units)))
+        return Axes(tuple(self.names[i] for i in keep), tuple(self.types[i] for i in keep),
+                    tuple(self.units[i] for i in keep))
 
     def napari_units(self) -> tuple[str, ...] | None:
         """Units napari accepts (pint names), one per axis; None when no axis has one."""
@@ -43,9 +44,11 @@ class Axes:
 def parse_axes(axes: Sequence[Any] | None, ndim: int) -> Axes:
     """Axes from a multiscale's ``axes`` (0.4+: dicts, 0.3: names, older: absent)."""
     if not axes:
-        names = _DEFAULT_NAMES[-ndim:] if ndim <= 5 else tuple(f"dim_{i}" for i in range(ndim))
-        return Axes(tuple(names), tuple(_TYPES_BY_NAME.get(n) for n in names), (None,) * ndim)
-    names, types, units = [], [], []
+        default = _DEFAULT_NAMES[-ndim:] if ndim <= 5 else tuple(f"dim_{i}" for i in range(ndim))
+        return Axes(default, tuple(_TYPES_BY_NAME.get(n) for n in default), (None,) * ndim)
+    names: list[str] = []
+    types: list[str | None] = []
+    units: list[str | None] = []
     for ax in axes:
         if isinstance(ax, str):
             names.append(ax)

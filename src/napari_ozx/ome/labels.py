@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-
 from .axes import Axes, parse_axes
 from .errors import OmeMetadataError
 from .layer import (

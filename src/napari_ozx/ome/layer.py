@@ -89,8 +89,8 @@ def pyramid(group, ms: dict) -> tuple[list, list[dict]]:
                 warn(f"{entry}: dataset {path!r} has {node.ndim} dimensions, level 0 has "
                      f"{prev.ndim}; showing {len(arrays)} level(s)")
                 break
-            smaller = all(a <= b for a, b in zip(node.shape, prev.shape)) and any(
-                a < b for a, b in zip(node.shape, prev.shape))
+            smaller = all(a <= b for a, b in zip(node.shape, prev.shape, strict=True)) and any(
+                a < b for a, b in zip(node.shape, prev.shape, strict=True))
             if not smaller:
                 warn(f"{entry}: dataset {path!r} shape {tuple(node.shape)} is not smaller than "
                      f"the level before it {tuple(prev.shape)}; showing {len(arrays)} level(s)")

@@ -92,7 +92,7 @@ def _mosaic(group, wells, rows, cols, field: str, arrays: list, datasets: list,
     rows x columns along the last two axes; an absent well (or one of another shape) is zeros.
     Lazy: nothing is read until napari asks for a tile."""
     levels = []
-    for level, (tile, ds) in enumerate(zip(arrays, datasets)):
+    for level, (tile, ds) in enumerate(zip(arrays, datasets, strict=True)):
         tile_dask = to_dask(tile, token=token)
         grid = []
         for r in range(len(rows)):

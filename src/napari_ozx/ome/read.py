@@ -20,9 +20,10 @@ def read_layers(root, *, name: str = "image", token: str = "",
 
     ``name`` names layers whose metadata gives no name (the archive's stem, say); ``token``
     makes the dask names of two archives differ; ``paint_budget`` (bytes) gives label images
-    up to that size as one level to be loaded for painting (see :func:`.labels.label_layer`).  Raises :class:`OmeMetadataError` or
-    :class:`~napari_ozx.errors.NotOmeZarrError` (both without the archive name, which the
-    caller adds); problems that still leave something to show are warnings.
+    up to that size as one level to be loaded for painting (see :func:`.labels.label_layer`).
+    Raises :class:`OmeMetadataError` or :class:`~napari_ozx.errors.NotOmeZarrError` (both
+    without the archive name, which the caller adds); problems that still leave something to
+    show are warnings.
     """
     if hasattr(root, "shape"):  # a bare array at the root (no group, no OME metadata)
         return [bare_array_layer(root, name=name, token=token)]

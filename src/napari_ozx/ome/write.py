@@ -61,7 +61,7 @@ def infer_axis_names(ndim: int, labels: Sequence[str] | None = None,
     names = ["y", "x"][-ndim:] if ndim else []
     for i in range(ndim - len(names) - 1, -1, -1):
         kind = unit_kind(units[i]) if units is not None and i < len(units) else None
-        name = {"space": "z", "time": "t"}.get(kind)
+        name = None if kind is None else {"space": "z", "time": "t"}.get(kind)
         if name is None or name in names:
             name = f"dim_{i}"
         names.insert(0, name)
@@ -103,9 +103,10 @@ def _typed(names: Sequence[str], units: Sequence[Any] | None
     """(names, types, indices typed space only to satisfy OME-Zarr, units) of
     :func:`axes_metadata`."""
     ndim = len(names)
-    units = list(units) if units is not None else []
+    # one unit per axis: missing ones are None, extra ones are dropped
+    units = (list(units) if units is not None else [])[:ndim]
     units = units + [None] * (ndim - len(units))
-    types = [axis_type(n) or unit_kind(u) for n, u in zip(names, units)]
+    types = [axis_type(n) or unit_kind(u) for n, u in zip(names, units, strict=True)]
     for i in range(max(0, ndim - 2), ndim):
         if types[i] is None:
             types[i] = "space"
@@ -167,9 +168,9 @@ def level_transforms(
     """Dataset ``coordinateTransformations`` of a level downsampled by ``factors`` (cumulative,
     relative to level 0): the scale grows by the factor and the origin moves to the centre of
     the level's first pixel."""
-    s = [float(a) * float(f) for a, f in zip(scale, factors)]
+    s = [float(a) * float(f) for a, f in zip(scale, factors, strict=True)]
     t = [float(b) + (float(f) - 1.0) * float(a) / 2.0
-         for a, b, f in zip(scale, translate, factors)]
+         for a, b, f in zip(scale, translate, factors, strict=True)]
     out: list[dict] = [{"type": "scale", "scale": s}]
     if any(v != 0.0 for v in t):
         out.append({"type": "translation", "translation": t})
@@ -189,7 +190,7 @@ def multiscales_metadata(
     """``multiscales`` of OME-Zarr 0.5 (a list of one)."""
     datasets = [
         {"path": p, "coordinateTransformations": level_transforms(scale, translate, f)}
-        for p, f in zip(paths, factors)
+        for p, f in zip(paths, factors, strict=True)
     ]
     ms: dict[str, Any] = {"name": name, "axes": axes, "datasets": datasets}
     if method is not None and len(paths) > 1:
@@ -362,7 +363,7 @@ def properties_from_features(features: Any, values: Sequence[int] | None = None)
         label_values = list(range(len(table)))
     keep = None if values is None else {int(v) for v in values}
     out = []
-    for value, (_, row) in zip(label_values, table.iterrows()):
+    for value, (_, row) in zip(label_values, table.iterrows(), strict=True):
         if keep is not None and value not in keep:
             continue
         entry = {"label-value": value}
@@ -381,7 +382,7 @@ def image_label_metadata(
     """``image-label``: a colour for each label value present (RGBA 0..255), properties and
     the ``source`` image."""
     colors = []
-    for v, c in zip(values, np.asarray(rgba, dtype=float)):
+    for v, c in zip(values, np.asarray(rgba, dtype=float), strict=True):
         colors.append({
             "label-value": int(v),
             "rgba": [int(round(min(max(x, 0.0), 1.0) * 255)) for x in c[:4]],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from ..zip import ZipArchive
 from ..zip.remote import is_url
@@ -16,8 +17,9 @@ from ..zip.remote import is_url
 __all__ = ["describe", "format_description"]
 
 
-def describe(path: str | os.PathLike) -> dict:
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A JSON-able description of the archive at ``path``."""
+    path = os.fspath(path)
     if is_url(path):  # https://, s3://, any fsspec URL: the same few ranged requests
         from ..zip.remote import open_remote_archive
 
@@ -29,7 +31,7 @@ def describe(path: str | os.PathLike) -> dict:
         comment = archive.comment
         # A name present twice is one node: the copy a reader takes (archive.read's).
         names = set(archive.metadata_names(trust_json_first=True))
-        nodes = []
+        nodes: list[dict[str, Any]] = []
         for name in sorted(names, key=lambda n: (n.count("/"), n)):
             if name.rsplit("/", 1)[-1] != "zarr.json":
                 continue
@@ -41,7 +43,7 @@ def describe(path: str | os.PathLike) -> dict:
                 continue
             if isinstance(doc, dict):
                 nodes.append(_node(_node_path(name), doc))
-        out = {
+        out: dict[str, Any] = {
             "archive": archive.name,
             "size": archive.source.size,
             "entries": end.entries,
@@ -66,8 +68,8 @@ def _node_path(name: str) -> str:
     return name[: -len("zarr.json")].rstrip("/")
 
 
-def _node(path: str, doc: dict) -> dict:
-    node = {"path": path, "node_type": doc.get("node_type", "?")}
+def _node(path: str, doc: dict) -> dict[str, Any]:
+    node: dict[str, Any] = {"path": path, "node_type": doc.get("node_type", "?")}
     ome = (doc.get("attributes") or {}).get("ome")
     if isinstance(ome, dict):
         node["ome"] = ome

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from ..errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError, WriteError
 from ..zip import ZipArchive
@@ -22,9 +22,26 @@ from ..zip import records as R
 from ..zip._io import streamed_crc32, write_all
 from ..zip.writer import OzxWriter, rfc9_sort_key
 
-__all__ = ["pack", "unpack", "check_ome_zarr_dir"]
+__all__ = ["Copied", "Progress", "pack", "unpack", "check_ome_zarr_dir"]
 
 _BLOCK = 256 << 10  # cache-sized blocks: read, CRC, write while hot
+
+
+class Progress(Protocol):
+    """What :func:`pack` and :func:`unpack` report to (the command line's progress bar)."""
+
+    def start(self, files: int, total: int) -> None:
+        """Once the files are listed: how many, and how many bytes they hold."""
+
+    def __call__(self, n: int) -> None:
+        """``n`` more bytes were copied."""
+
+
+class Copied(NamedTuple):
+    """What a :func:`pack` or :func:`unpack` copied."""
+
+    entries: int
+    nbytes: int
 
 
 def check_ome_zarr_dir(src: str) -> dict:
@@ -68,33 +85,23 @@ def _files(src: str, skip: set[str]) -> list[tuple[str, str, int]]:
     return out
 
 
-def pack(
-    src: str | os.PathLike,
-    dest: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-    progress: Callable[[int], None] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-    align: int = 4096,
-) -> dict:
-    """Pack the OME-Zarr 0.5 directory ``src`` into the archive ``dest``.
-
-    ``progress(n)`` is called as bytes are copied; ``on_start(files, bytes)`` once the files
-    are listed.  Returns ``{"entries": ..., "bytes": ...}``.
-    """
+def pack(src: str | os.PathLike, dest: str | os.PathLike, *, overwrite: bool = False,
+         progress: Progress | None = None, align: int = 4096) -> Copied:
+    """Pack the OME-Zarr 0.5 directory ``src`` into the archive ``dest`` (replacing it only
+    with ``overwrite``)."""
     src, dest = os.fspath(src), os.fspath(dest)
     doc = check_ome_zarr_dir(src)
     if os.path.exists(dest) and not overwrite:
         raise OzxError("exists already (use --force to replace it)", archive=dest)
     files = _files(src, {os.path.realpath(dest)})
     total = sum(size for _, _, size in files)
-    if on_start is not None:
-        on_start(len(files), total)
+    if progress is not None:
+        progress.start(len(files), total)
     version = doc["attributes"]["ome"]["version"]
     with OzxWriter(dest, align=align, ome_version=version) as writer:
         for name, path, _ in files:
             writer.write_file(name, path, progress=progress)
-    return {"entries": len(files), "bytes": total}
+    return Copied(len(files), total)
 
 
 def _safe_target(root_real: str, name: str) -> str:
@@ -107,19 +114,13 @@ def _safe_target(root_real: str, name: str) -> str:
     return target
 
 
-def unpack(
-    archive_path: str | os.PathLike,
-    dest: str | os.PathLike,
-    *,
-    force: bool = False,
-    progress: Callable[[int], None] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-) -> dict:
+def unpack(archive_path: str | os.PathLike, dest: str | os.PathLike, *, force: bool = False,
+           progress: Progress | None = None) -> Copied:
     """Write every entry of ``archive_path`` under the directory ``dest``.
 
     Refuses a non-empty ``dest`` unless ``force``; refuses archives with unsafe names, symbolic
     link entries, or entries that would land outside ``dest``.  CRC-32 is checked as data
-    streams.  Returns ``{"entries": ..., "bytes": ...}``.
+    streams.
 
     Nothing partial is left: into a new (or empty) ``dest`` the entries go to a temporary
     directory beside it, renamed to ``dest`` once complete; with ``force`` into a non-empty
@@ -164,8 +165,8 @@ def unpack(
                 raise WriteError(f"cannot create the directory: {_reason(e)}", archive=dest,
                                  errno=e.errno) from e
             root_real = os.path.realpath(work)
-            if on_start is not None:
-                on_start(len(rows), total)
+            if progress is not None:
+                progress.start(len(rows), total)
             done = 0
             for r in rows:
                 name = index.name(r)
@@ -193,7 +194,7 @@ def unpack(
         except BaseException:
             _remove_created(created)
             raise
-    return {"entries": len(rows), "bytes": total}
+    return Copied(len(rows), total)
 
 
 def _reason(e: OSError) -> str:
@@ -247,15 +248,22 @@ def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progr
                 if progress is not None:
                     progress(len(block))
 
-            crc = streamed_crc32(lambda a, b: archive.read(name, a, b), size, _BLOCK, each)
+            crc = streamed_crc32(lambda a, b: _read(archive, name, a, b), size, _BLOCK, each)
             want = int(index.crc32[row])
             if crc != want:
                 raise CorruptArchiveError(f"CRC-32 mismatch (data {crc:08x}, directory "
                                           f"{want:08x})", entry=name)
         else:
-            data = archive.read(name)  # checks its CRC-32
+            data = _read(archive, name)  # checks its CRC-32
             write_all(fd, data)
             if progress is not None:
                 progress(len(data))
     finally:
         os.close(fd)
+
+
+def _read(archive: ZipArchive, name: str, start: int = 0, stop: int | None = None) -> bytes:
+    data = archive.read(name, start, stop)
+    if data is None:  # the name comes from the archive's own index: it cannot be absent
+        raise CorruptArchiveError("listed in the central directory but not found", entry=name)
+    return data
