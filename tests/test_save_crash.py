@@ -36,7 +36,7 @@ CHILD = textwrap.dedent('''
     if mode == "named":
         W._open_unnamed = lambda directory: -1
     if point == "data":
-        real, calls = W._pwrite_all, [0]
+        real, calls = W.pwrite_all, [0]
         def pwrite(fd, data, pos):
             n = real(fd, data, pos)
             calls[0] += 1
@@ -44,7 +44,7 @@ CHILD = textwrap.dedent('''
                 os.fsync(fd)
                 pause()
             return n
-        W._pwrite_all = pwrite
+        W.pwrite_all = pwrite
     elif point == "central":
         real_end = W.R.pack_end_records
         def end(**kw):

@@ -434,7 +434,7 @@ COLLIDING = [b"collide-abcdefgh", b"kSNARCgyythkpphp", b"NzQULa6gb7k6noa5", b"cZ
 
 
 def test_hash_collisions_are_told_apart(tmp_path):
-    from napari_ozx.zip.parse import name_hash
+    from napari_ozx.zip.namehash import name_hash
 
     if len({name_hash(n) for n in COLLIDING}) != 1:
         pytest.skip("name_hash changed: search new colliding names for this test")

@@ -7,27 +7,20 @@ that name the archive and the entry.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .errors import OzxConformanceWarning, OzxError, OzxWarning
-from .zip import records as R
-from .zip.parse import NeedBytes, parse_central_block, parse_comment, parse_local_header
-from .zip.parse import parse_tail, tail_request
-from .zip.source import LocalFile
+from .zip.probe import RootProbe
+from .zip.source import is_url
 
 _log = logging.getLogger("napari_ozx")
 
-URL_SCHEMES = ("http://", "https://", "s3://")
-PROBE_BLOCK = 64 * 1024  # central-directory bytes looked at when deciding about a .zip
-MAX_PROBE_JSON = 4 << 20  # a root metadata document larger than this is not read to decide
 
 _ROOT_METADATA = ("zarr.json", ".zattrs")
 _OME_KEYS = ("multiscales", "plate", "well", "bioformats2raw.layout")
@@ -41,10 +34,6 @@ def _single_path(path: Any) -> str | None:
     if not isinstance(path, (str, os.PathLike)):
         return None
     return os.fspath(path)
-
-
-def is_url(path: str) -> bool:
-    return path.lower().startswith(URL_SCHEMES)
 
 
 def napari_get_reader(path: Any) -> Callable | None:
@@ -71,72 +60,23 @@ def napari_get_reader(path: Any) -> Callable | None:
 def holds_ome_zarr(path: str | os.PathLike) -> bool:
     """Does this ZIP hold an OME-Zarr hierarchy at its root?
 
-    Decided from the end of the file and the first block of the central directory: an RFC-9
-    comment (``{"ome": ...}``) says yes; otherwise the root ``zarr.json`` (or ``.zattrs``)
-    must be among the first entries of the directory and carry OME attributes.  Costs a few
-    small reads whatever the size of the archive; never raises.
+    Decided from the end of the file and the first block of the central directory
+    (:class:`~napari_ozx.zip.probe.RootProbe`): an RFC-9 comment (``{"ome": ...}``) says yes;
+    otherwise the root ``zarr.json`` (or ``.zattrs``) must be among the first entries of the
+    directory and carry OME attributes.  Costs a few small reads whatever the size of the
+    archive; never raises.
     """
     try:
-        src = LocalFile(path)
-    except OSError:
-        return False
-    try:
-        return _probe(src)
-    except (OzxError, OSError, ValueError, zlib.error):
-        return False
-    finally:
-        src.close()
-
-
-def _probe(src: LocalFile) -> bool:
-    size = src.size
-    need = tail_request(size, R.MAX_TAIL)
-    for _ in range(4):
-        data = src.read(need.offset, need.length)
-        end = parse_tail(data, need.offset, size)
-        if not isinstance(end, NeedBytes):
-            break
-        need = end
-    else:
-        return False
-    if parse_comment(end.comment).data is not None:
-        return True
-    length = min(PROBE_BLOCK, end.cd_size)
-    if length <= 0:
-        return False
-    buf = src.read(end.cd_offset, length)
-    block = parse_central_block(buf, first_ordinal=0, final=length == end.cd_size,
-                                shift=end.shift, stop_after_metadata=False)
-    rows = {}
-    for i in range(len(block)):
-        s = int(block.name_start[i])
-        name = block.names[s : s + int(block.name_length[i])]
-        if name in (b"zarr.json", b".zattrs"):
-            rows[name.decode()] = i
-    for name in _ROOT_METADATA:
-        if name in rows:
-            doc = _read_small(src, block, rows[name], end.cd_offset)
-            if doc is not None and _is_ome_document(name, doc):
+        with RootProbe(path) as probe:
+            if probe.comment.data is not None:
                 return True
+            for name in _ROOT_METADATA:
+                doc = probe.root_document(name)
+                if doc is not None and _is_ome_document(name, doc):
+                    return True
+    except (OzxError, OSError, ValueError):
+        return False
     return False
-
-
-def _read_small(src: LocalFile, block, i: int, cd_offset: int) -> dict | None:
-    csize, usize = int(block.compressed_size[i]), int(block.uncompressed_size[i])
-    method = int(block.method[i])
-    if usize > MAX_PROBE_JSON or csize > MAX_PROBE_JSON:
-        return None
-    hoff = int(block.header_offset[i])
-    if hoff + R.LOCAL.size > cd_offset:
-        return None
-    data_off = parse_local_header(src.read(hoff, R.LOCAL.size), hoff)
-    raw = src.read(data_off, csize)
-    if method == R.METHOD_DEFLATED:
-        raw = zlib.decompressobj(-15).decompress(raw, usize)
-    elif method != R.METHOD_STORED:
-        return None
-    doc = json.loads(raw.decode("utf-8"))
-    return doc if isinstance(doc, dict) else None
 
 
 def _is_ome_document(name: str, doc: dict) -> bool:
@@ -210,7 +150,9 @@ def _napari_label_colormap(listed: dict):
         return None
     top = int(values.max()) if values.size else 0
     more = np.arange(1, top + UNLISTED_COLOURS + 1, dtype=np.int64)
-    colours = {int(v): rgba for v, rgba in zip(more, own.map(more))}
+    colours: dict[int | None, Any] = {
+        int(v): rgba for v, rgba in zip(more, own.map(more), strict=True)
+    }
     colours.update({k: v for k, v in listed.items() if k is not None})
     colours.setdefault(0, [0.0, 0.0, 0.0, 0.0])
     colours[None] = [0.0, 0.0, 0.0, 0.0]
@@ -221,8 +163,8 @@ def _for_napari(layers: list, *, load: bool = True) -> list:
     """Finish layer data for napari: label images small enough to paint are loaded into a
     writable array (with ``load``; remembered, so an unchanged one is copied on save, see
     :mod:`.provenance`), and label colours are napari colormaps."""
-    from .read import provenance
     from .ome.labels import PYRAMID_KEY
+    from .read import provenance
 
     out = []
     for data, kwargs, kind in layers:
@@ -256,9 +198,9 @@ def _notify_chunk(message: str) -> None:
 
 def read_ozx(path: Any) -> list:
     """Layer data for one archive; on failure a notification and napari's empty result."""
-    from .read import guard
     from .ome import read_layers
     from .ome.labels import paint_budget
+    from .read import guard
 
     guard.set_reporter(_notify_chunk)  # chunks failing while napari draws: notifications
 

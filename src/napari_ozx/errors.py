@@ -89,3 +89,7 @@ class OzxConformanceWarning(OzxWarning):
 
 class WriteCancelled(OzxError):
     """The write was cancelled; the destination was left as it was."""
+
+
+class MultiPartArchiveError(UnsupportedFeatureError):
+    """A multi-part (split or spanned) archive: records or data on other disks."""

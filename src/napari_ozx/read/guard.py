@@ -83,7 +83,7 @@ def _entries(array, key) -> list[str]:
     """The stored entries (shards, or chunks when unsharded) holding region ``key``."""
     grid = getattr(array, "shards", None) or array.chunks
     lo, hi = [], []
-    for k, g, n in zip(key, grid, array.shape):
+    for k, g, n in zip(key, grid, array.shape, strict=False):  # key may be shorter
         if isinstance(k, slice):
             start, stop, _ = k.indices(n)
         else:
@@ -95,7 +95,7 @@ def _entries(array, key) -> list[str]:
 
     prefix = f"{array.path}/" if array.path else ""
     out = []
-    for coords in itertools.product(*(range(a, b) for a, b in zip(lo, hi))):
+    for coords in itertools.product(*(range(a, b) for a, b in zip(lo, hi, strict=True))):
         out.append(prefix + array.metadata.encode_chunk_key(coords))
         if len(out) > 4:
             break
@@ -119,7 +119,7 @@ class Guarded:
             if _strict:
                 raise
             self._report(key, e)
-            shape = tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape)
+            shape = tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape, strict=False)
                           if isinstance(k, slice))
             fill = self.array.metadata.fill_value if hasattr(self.array.metadata,
                                                              "fill_value") else 0

@@ -1,12 +1,13 @@
-"""Where layer data came from, so that a save copies the stored bytes of data that did not change.
+"""Where layer data came from, so that a save copies the stored bytes of data that did not
+change.
 
-The reader makes every lazy array through :func:`lazy`, which registers it: a dask array named by the
-archive (path, size and modification time), the array path, shape, dtype and chunks, reading one
-zarr array of an open :class:`~napari_ozx.read.store.OzxStore`.  Any operation on a dask array makes
-a new graph with a new name, so a level whose dask name is registered holds exactly the pixels
-of that zarr array, and the zarr array's entries can be copied as they are stored.  The store
-reads through the file descriptor it opened, so the bytes copied are the bytes shown, even after
-the archive was saved over (the old file lives on while it is open).
+The reader makes every lazy array through :func:`lazy`, which registers it: a dask array named
+by the archive (path, size and modification time), the array path, shape, dtype and chunks,
+reading one zarr array of an open :class:`~napari_ozx.read.store.OzxStore`.  Any operation on a
+dask array makes a new graph with a new name, so a level whose dask name is registered holds
+exactly the pixels of that zarr array, and the zarr array's entries can be copied as they are
+stored.  The store reads through the file descriptor it opened, so the bytes copied are the
+bytes shown, even after the archive was saved over (the old file lives on while it is open).
 
 Two shapes of "unchanged" are recognised besides a registered array itself:
 
@@ -128,7 +129,7 @@ _loaded: dict[int, _Loaded] = {}
 
 def digest(array: np.ndarray) -> bytes:
     """SHA-1 of an array's bytes (a collision would need a deliberate attack, not a brush)."""
-    return hashlib.sha1(memoryview(np.ascontiguousarray(array)).cast("B")).digest()
+    return hashlib.sha1(np.ascontiguousarray(array).data.cast("B")).digest()
 
 
 def register_loaded(array: np.ndarray, levels: list) -> None:

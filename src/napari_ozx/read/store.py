@@ -20,7 +20,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from ..zip import ByteSource, ZipArchive, is_metadata_name
 from ..zip.remote import is_url
 
-__all__ = ["OzxStore", "open_ozx"]
+__all__ = ["OzxStore", "open_ozx", "as_buffer", "byte_request_bounds"]
 
 # Reads smaller than this are served on the event loop; larger ones in a worker thread, so
 # that decoding and reading overlap (as zarr's LocalStore does for every read).
@@ -42,6 +42,13 @@ def byte_request_bounds(
         size = size_of()
         return None if size is None else (max(0, size - byte_range.suffix), None)
     raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+
+
+def as_buffer(data: bytes | None, prototype: BufferPrototype | None) -> Buffer | None:
+    """What a zarr store's ``get`` answers for ``data`` (None: no such key)."""
+    if data is None:
+        return None
+    return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
 
 
 class OzxStore(Store):
@@ -148,9 +155,7 @@ class OzxStore(Store):
         prototype: BufferPrototype | None = None,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        prototype = prototype or default_buffer_prototype()
-        data = self._read(key, byte_range)
-        return None if data is None else prototype.buffer.from_bytes(data)
+        return as_buffer(self._read(key, byte_range), prototype)
 
     async def get(
         self,
@@ -158,16 +163,15 @@ class OzxStore(Store):
         prototype: BufferPrototype | None = None,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        prototype = prototype or default_buffer_prototype()
         if self._inline(key, byte_range):
             data = self._read(key, byte_range)
         else:
             # Remote sources bring their own pool: one thread per request allowed in flight.
-            executor = getattr(self.archive.source, "executor", None)
+            executor = self.archive.source.executor
             data = await asyncio.get_running_loop().run_in_executor(
                 executor, self._read, key, byte_range
             )
-        return None if data is None else prototype.buffer.from_bytes(data)
+        return as_buffer(data, prototype)
 
     def _inline(self, key: str, byte_range: ByteRequest | None) -> bool:
         """Serve on the event loop: small reads that need no decoding of the directory."""

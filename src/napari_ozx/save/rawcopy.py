@@ -118,7 +118,7 @@ class Copier:
             for name in copy.entries:
                 span = None
                 archive = copy.archive
-                if getattr(archive.source, "fileno", None) is not None:
+                if archive.source.fileno() is not None:  # a local file: copied in the kernel
                     span = archive.stored_span(name)
                 size = span[1] if span is not None else archive.size(name)
                 new = f"{target}/{name[len(prefix):]}"

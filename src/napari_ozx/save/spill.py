@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from ..errors import OzxError
-from ..zip.writer import _pwrite_all
+from ..zip._io import FileEndedError, pread_exactly, pwrite_all
 
 __all__ = ["Spill"]
 
@@ -42,18 +42,14 @@ class Spill:
         if self.fd < 0:
             self._open()
         at = self.size
-        self.size += _pwrite_all(self.fd, data, at)
+        self.size += pwrite_all(self.fd, data, at)
         return at
 
     def read(self, offset: int, length: int) -> bytes:
-        data = os.pread(self.fd, length, offset)
-        while len(data) < length:  # pread may return less; a short file is a bug here
-            more = os.pread(self.fd, length - len(data), offset + len(data))
-            if not more:
-                raise OzxError(f"spill file ended at {offset + len(data)} of "
-                               f"{offset + length}")
-            data += more
-        return data
+        try:
+            return pread_exactly(self.fd, offset, length)
+        except FileEndedError as e:  # a short spill file is a bug here
+            raise OzxError(f"spill file ended at {e.at} of {offset + length}") from None
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -16,9 +16,9 @@ import os
 from collections.abc import AsyncIterator, Iterable
 
 from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.core.buffer import Buffer, BufferPrototype
 
-from ..read.store import byte_request_bounds
+from ..read.store import as_buffer, byte_request_bounds
 from ..zip.writer import OzxWriter
 
 __all__ = ["OzxWriteStore"]
@@ -138,9 +138,7 @@ class OzxWriteStore(Store):
         prototype: BufferPrototype | None = None,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        prototype = prototype or default_buffer_prototype()
-        data = self._read(key, byte_range)
-        return None if data is None else prototype.buffer.from_bytes(data)
+        return as_buffer(self._read(key, byte_range), prototype)
 
     async def get_partial_values(
         self,

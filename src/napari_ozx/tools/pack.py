@@ -14,12 +14,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-import zlib
 from typing import NamedTuple, Protocol
 
 from ..errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError, WriteError
 from ..zip import ZipArchive
 from ..zip import records as R
+from ..zip._io import streamed_crc32, write_all
 from ..zip.writer import OzxWriter, rfc9_sort_key
 
 __all__ = ["Copied", "Progress", "pack", "unpack", "check_ome_zarr_dir"]
@@ -243,20 +243,19 @@ def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progr
     try:
         size = int(index.uncompressed_size[row])
         if int(index.method[row]) == R.METHOD_STORED:
-            crc = 0
-            for start in range(0, size, _BLOCK):
-                block = _read(archive, name, start, min(size, start + _BLOCK))
-                crc = zlib.crc32(block, crc)
-                _write_all(fd, block)
+            def each(block: bytes) -> None:
+                write_all(fd, block)
                 if progress is not None:
                     progress(len(block))
+
+            crc = streamed_crc32(lambda a, b: _read(archive, name, a, b), size, _BLOCK, each)
             want = int(index.crc32[row])
             if crc != want:
                 raise CorruptArchiveError(f"CRC-32 mismatch (data {crc:08x}, directory "
                                           f"{want:08x})", entry=name)
         else:
             data = _read(archive, name)  # checks its CRC-32
-            _write_all(fd, data)
+            write_all(fd, data)
             if progress is not None:
                 progress(len(data))
     finally:
@@ -268,9 +267,3 @@ def _read(archive: ZipArchive, name: str, start: int = 0, stop: int | None = Non
     if data is None:  # the name comes from the archive's own index: it cannot be absent
         raise CorruptArchiveError("listed in the central directory but not found", entry=name)
     return data
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

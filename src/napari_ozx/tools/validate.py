@@ -20,15 +20,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import NotAZipError, OzxError, UnsupportedFeatureError
+from ..errors import MultiPartArchiveError, NotAZipError, OzxError, UnsupportedFeatureError
 from ..zip import ZipArchive
 from ..zip import records as R
+from ..zip._io import crc32, streamed_crc32
+from ..zip.names import UNSAFE_RULE
 
 __all__ = ["Finding", "Report", "validate", "ERROR", "WARNING"]
 
@@ -126,8 +127,7 @@ def validate(
         out.add(ERROR, "not-a-zip", e.message)
         return report
     except UnsupportedFeatureError as e:
-        code = "multi-part" if "multi-part" in e.message else "unsupported"
-        out.add(ERROR, code, e.message)
+        out.add(ERROR, _unsupported_code(e), e.message)
         return report
     except OzxError as e:
         out.add(ERROR, "corrupt", e.message, e.entry)
@@ -136,11 +136,14 @@ def validate(
         try:
             _check(archive, out, crc=crc, many_chunks=many_chunks, progress=progress)
         except UnsupportedFeatureError as e:
-            code = "multi-part" if "multi-part" in e.message else "unsupported"
-            out.add(ERROR, code, e.message, e.entry)
+            out.add(ERROR, _unsupported_code(e), e.message, e.entry)
         except OzxError as e:
             out.add(ERROR, "corrupt", e.message, e.entry)
     return report
+
+
+def _unsupported_code(e: UnsupportedFeatureError) -> str:
+    return "multi-part" if isinstance(e, MultiPartArchiveError) else "unsupported"
 
 
 def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
@@ -159,7 +162,6 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
                 "(RFC-9 recommends ZIP64 whatever the size)")
 
     index = archive.full_index()  # every check below needs the whole directory
-    n = len(index)
 
     def names_of(rows) -> list[str]:
         return [index.name(int(r)) for r in rows]
@@ -169,7 +171,7 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
         out.many(ERROR, "duplicate-name", archive.duplicates, "name occurs more than once")
     if archive.n_unsafe:
         out.many(ERROR, "unsafe-name", archive.unsafe_names,
-                 "unsafe entry name (absolute, '..', backslash or NUL)", archive.n_unsafe)
+                 f"unsafe entry name ({UNSAFE_RULE})", archive.n_unsafe)
     nested = _rows_with_suffix(index, _NESTED_SUFFIXES)
     if len(nested):
         out.many(ERROR, "archive-in-archive", names_of(nested[:MAX_LISTED]),
@@ -178,11 +180,11 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
     # ---- methods and flags
     method = np.asarray(index.method)
     enc_mask = (np.asarray(index.flags) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION)) != 0
-    encrypted = np.flatnonzero(enc_mask | (method == 99))
+    encrypted = np.flatnonzero(enc_mask | (method == R.METHOD_AES))
     if len(encrypted):
         out.many(ERROR, "encrypted", names_of(encrypted[:MAX_LISTED]), "entry is encrypted",
                  len(encrypted))
-    compressed = np.flatnonzero((method != R.METHOD_STORED) & (method != 99))
+    compressed = np.flatnonzero((method != R.METHOD_STORED) & (method != R.METHOD_AES))
     if len(compressed):
         methods = sorted({R.method_name(int(m)) for m in np.unique(method[compressed])})
         out.many(WARNING, "compressed", names_of(compressed[:MAX_LISTED]),
@@ -230,6 +232,8 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
         except OzxError as e:
             out.add(ERROR, "corrupt", e.message, name)
             continue
+        if raw is None:  # (listed by the index just now: cannot be absent)
+            continue
         doc = _check_zarr_json(raw, name, out)
         if doc is None:
             continue
@@ -261,7 +265,8 @@ def _check_local_names(archive: ZipArchive, index, out: _Collector) -> None:
     """Every central-directory name against the name in its entry's local header (a mangled
     directory name would otherwise turn a chunk silently into fill value).  Headers are read
     in file order, many per read where entries are small."""
-    from ..zip.parse import NeedBytes, local_header_name
+    from ..zip.entry import local_header_name
+    from ..zip.records import NeedBytes
 
     offsets = np.asarray(index.header_offset, dtype=np.int64)
     order = np.argsort(offsets, kind="stable")
@@ -301,7 +306,7 @@ def _check_order(index, is_meta: np.ndarray, meta_rows: np.ndarray, meta_names: 
     data_rows = np.flatnonzero(~is_meta)
     if len(data_rows):
         first_data = int(data_rows[0])
-        late = [nm for r, nm in zip(meta_rows, meta_names) if r > first_data]
+        late = [nm for r, nm in zip(meta_rows, meta_names, strict=True) if r > first_data]
         if late:
             out.many(WARNING, "not-breadth-first", late,
                      f"metadata entry after the data entry {index.name(first_data)!r}; RFC-9 "
@@ -371,13 +376,29 @@ def _check_chunking(doc: dict, name: str, out: _Collector, many_chunks: int) -> 
     try:
         shape = doc["shape"]
         chunks = doc["chunk_grid"]["configuration"]["chunk_shape"]
-        count = math.prod(-(-int(s) // max(int(c), 1)) for s, c in zip(shape, chunks))
+        count = math.prod(-(-int(s) // max(int(c), 1)) for s, c in
+                          zip(shape, chunks, strict=False))  # a malformed doc may differ
     except (KeyError, TypeError, ValueError):
         return
     if count > many_chunks:
         out.add(WARNING, "many-unsharded-chunks",
                 f"unsharded array of {count} chunks (one entry each); RFC-9 recommends sharding",
                 name)
+
+
+def _stored_crc(archive: ZipArchive, row: int, size: int, progress) -> tuple[int, bytes]:
+    """CRC-32 and first four bytes of a STORED entry, read in blocks."""
+    head = b""
+
+    def each(block: bytes) -> None:
+        nonlocal head
+        if not head:
+            head = block[:4]
+        if progress is not None:
+            progress(len(block))
+
+    crc = streamed_crc32(lambda a, b: archive.read_row(row, a, b), size, _CRC_BLOCK, each)
+    return crc, head
 
 
 def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
@@ -391,19 +412,11 @@ def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
         want = int(index.crc32[i])
         try:
             if int(index.method[i]) == R.METHOD_STORED:
-                got = 0
-                head = b""
-                for start in range(0, size, _CRC_BLOCK):
-                    block = archive.read_row(i, start, min(size, start + _CRC_BLOCK))
-                    if start == 0:
-                        head = block[:4]
-                    got = zlib.crc32(block, got)
-                    if progress is not None:
-                        progress(len(block))
+                got, head = _stored_crc(archive, i, size, progress)
             else:
                 data = archive.read_row(i)
                 head = data[:4]
-                got = zlib.crc32(data)
+                got = crc32(data)
                 if progress is not None:
                     progress(int(index.compressed_size[i]))
         except OzxError as e:

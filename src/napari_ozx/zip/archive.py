@@ -13,47 +13,28 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-import zlib
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import (
     CorruptArchiveError,
-    OzxError,
     OzxConformanceWarning,
+    OzxError,
     OzxWarning,
-    UnsupportedFeatureError,
 )
 from . import records as R
+from .central import PAD, parse_central_block
+from .comment import OmeComment, parse_comment
+from .entry import check_crc, check_readable, inflate, parse_local_header
+from .eocd import read_end
 from .index import IndexBuilder, ZipIndex
 from .layout import DataOffsetGuesser
-from .parse import (
-    METADATA_BASENAMES,
-    PAD,
-    NeedBytes,
-    OmeComment,
-    parse_central_block,
-    parse_comment,
-    parse_local_header,
-    parse_tail,
-    tail_request,
-)
+from .names import is_metadata_name
 from .source import ByteSource, LocalFile
-
-try:  # ISA-L's CRC-32 runs at tens of GB/s, zlib's at about 3.5 (5% of a chunk read)
-    from isal.isal_zlib import crc32 as _crc32
-except ImportError:  # pragma: no cover
-    from zlib import crc32 as _crc32
 
 FIRST_BLOCK = 64 * 1024
 BLOCK = 2 * 1024 * 1024
-
-
-def is_metadata_name(name: str) -> bool:
-    base = name.rsplit("/", 1)[-1].encode()
-    return base in METADATA_BASENAMES
 
 
 @dataclass(frozen=True)
@@ -83,7 +64,7 @@ class ZipArchive:
         verify_stored: bool = False,
         warn: bool = True,
     ):
-        if not isinstance(source, ByteSource):
+        if isinstance(source, (str, os.PathLike)):
             source = LocalFile(source)
         self.source = source
         self.name = source.name
@@ -94,7 +75,8 @@ class ZipArchive:
         self._checked: dict[int, set[int]] = {}
         self._warn_enabled = warn
         self._tail_size = tail_size
-        self._lock_pid = None
+        self._lock_pid: int | None = None
+        self._lock = threading.Lock()
         self._full: ZipIndex | None = None
         self._prefix: ZipIndex | None = None
         self._prefix_end = 0
@@ -115,20 +97,8 @@ class ZipArchive:
     # ---------------------------------------------------------------- opening
 
     def _open(self) -> None:
-        size = self.source.size
-        need = tail_request(size, self._tail_size)
-        self._tail_offset, self._tail = need.offset, b""
-        while True:
-            data = self.source.read(need.offset, need.length)
-            # Every read here runs to the end of the file: keep the last (largest) as a cache.
-            self._tail_offset, self._tail = need.offset, data
-            result = parse_tail(data, need.offset, size)
-            if isinstance(result, NeedBytes):
-                if result.offset >= need.offset and result.length <= need.length:
-                    raise CorruptArchiveError("end records point at themselves")
-                need = result
-                continue
-            break
+        # The bytes read to find the end records run to the end of the file: kept as a cache.
+        result, self._tail_offset, self._tail = read_end(self.source, self._tail_size)
         self.end = result
         self.comment: OmeComment = parse_comment(result.comment)
         if self.comment.problem:
@@ -163,7 +133,8 @@ class ZipArchive:
         end = self.end
         pos = start
         block = first_block
-        scratch = None
+        scratch: bytearray | None = None
+        buf: bytes | bytearray
         while pos < end.cd_size:
             length = min(block, end.cd_size - pos)
             t0 = end.cd_offset + pos - self._tail_offset
@@ -214,8 +185,7 @@ class ZipArchive:
     def _build_full(self) -> ZipIndex:
         builder = IndexBuilder(self._capacity(), max_name_bytes=self.end.cd_size)
         # A source may fetch the whole directory at once (a remote one: in parallel requests).
-        will_read = getattr(self.source, "will_read", None)
-        with will_read(self.end.cd_offset, self.end.cd_size) if will_read else nullcontext():
+        with self.source.will_read(self.end.cd_offset, self.end.cd_size):
             self._decode(start=0, builder=builder, stop_after_metadata=False, first_block=BLOCK)
         self._check_count(builder)
         self._absorb(builder)
@@ -274,14 +244,15 @@ class ZipArchive:
         if index is not None:
             return index
         with self._build_lock:
-            if self._full is None:
+            index = self._full
+            if index is None:
                 try:
-                    self._build_full()
+                    index = self._build_full()
                 except OzxError as e:
                     raise e.with_archive(self.name) from None
-            return self._full
+            return index
 
-    def _absent_after_prefix(self, name: str) -> bool:
+    def _absent_after_prefix(self, prefix: ZipIndex, name: str) -> bool:
         """May a metadata name missing from the jsonFirst prefix be reported absent?
 
         RFC-9's ``jsonFirst`` promises that no ``zarr.json`` follows the first other entry; a
@@ -291,11 +262,11 @@ class ZipArchive:
         a miss on them is final.
         """
         base = name.rsplit("/", 1)[-1]
-        if base != "zarr.json" and self._prefix.lookup("zarr.json") is not None:
+        if base != "zarr.json" and prefix.lookup("zarr.json") is not None:
             return True
         if not self.source.cheap_scan:
             # Remote sources trust the claim, as RFC-9 allows (checking costs the whole directory).
-            return bool(getattr(self.source, "trust_json_first", False))
+            return self.source.trust_json_first
         found = self._scan_cache.get(base)
         if found is None:
             end = self.end
@@ -314,7 +285,7 @@ class ZipArchive:
                 row = prefix.lookup(name)
                 if row is not None:
                     return prefix, row
-                if self._absent_after_prefix(name):
+                if self._absent_after_prefix(prefix, name):
                     return None
             full = self.full_index()
         row = full.lookup(name)
@@ -330,11 +301,15 @@ class ZipArchive:
         With ``trust_json_first`` a ``jsonFirst`` claim is taken at its word (RFC-9 lets readers
         do so): nothing after the metadata prefix is read.
         """
-        index = self._full if self._full is not None else self._prefix
-        if self._full is None and not trust_json_first and not self._absent_after_prefix(
-            "zarr.json"
-        ):
-            index = self.full_index()
+        index = self._full
+        if index is None:
+            prefix = self._prefix
+            if prefix is not None and (
+                trust_json_first or self._absent_after_prefix(prefix, "zarr.json")
+            ):
+                index = prefix
+            else:
+                index = self.full_index()
         return [index.name(int(r)) for r in index.metadata_rows()]
 
     def info(self, name: str) -> EntryInfo | None:
@@ -425,10 +400,10 @@ class ZipArchive:
             )
         guesser = self._offset_guesser(index)
         if guesser is not None:
-            off = guesser.guess(row)
-            if off is not None:
-                index.data_offset[row] = off + 1
-                return off
+            guess = guesser.guess(row)
+            if guess is not None:
+                index.data_offset[row] = guess + 1
+                return guess
         off = parse_local_header(self._read(hoff, R.LOCAL.size), hoff)
         index.data_offset[row] = off + 1
         if guesser is not None:
@@ -447,7 +422,7 @@ class ZipArchive:
                     self._guesser = DataOffsetGuesser(
                         index, self.end.cd_offset,
                         index_is_whole_directory=self._whole_directory,
-                        peek=getattr(self.source, "peek", None),
+                        peek=self.source.peek,
                     )
         return self._guesser
 
@@ -466,17 +441,10 @@ class ZipArchive:
         return True
 
     def _read_row(self, index: ZipIndex, row: int, name: str, start: int, stop: int | None):
-        flags = int(index.flags[row])
         method = int(index.method[row])
-        if flags & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION) or method == 99:
-            raise UnsupportedFeatureError("entry is encrypted; encrypted archives are not supported")
+        check_readable(int(index.flags[row]), method)
         csize = int(index.compressed_size[row])
         usize = int(index.uncompressed_size[row])
-        if method not in (R.METHOD_STORED, R.METHOD_DEFLATED):
-            raise UnsupportedFeatureError(
-                f"compression method {R.method_name(method)} is not supported "
-                "(RFC-9 archives store entries uncompressed)"
-            )
         data_off = self._data_offset(index, row)
         if data_off + csize > self.end.cd_offset:
             raise CorruptArchiveError(
@@ -502,17 +470,14 @@ class ZipArchive:
                 return whole[lo:hi]
             return self._read(data_off + lo, hi - lo)
         raw = self._read(data_off, csize)
-        data = _inflate(raw, usize)
+        data = inflate(raw, usize)
         if self.verify_crc:
             self._check_crc(data, index, row)
         return data[lo:hi] if (lo, hi) != (0, usize) else data
 
     @staticmethod
     def _check_crc(data: bytes, index: ZipIndex, row: int) -> None:
-        want = int(index.crc32[row])
-        got = _crc32(data)
-        if got != want:
-            raise CorruptArchiveError(f"CRC-32 mismatch (data {got:08x}, directory {want:08x})")
+        check_crc(data, int(index.crc32[row]))
 
     # ---------------------------------------------------------------- lifetime
 
@@ -539,28 +504,3 @@ class ZipArchive:
             state["source"], tail_size=state["tail_size"], verify_crc=state["verify_crc"],
             verify_stored=state.get("verify_stored", False), warn=False,
         )
-
-
-#: DEFLATE cannot expand its input more than 1032-fold (258 bytes per 2-bit match code).
-_MAX_DEFLATE_RATIO = 1032
-
-
-def _inflate(raw: bytes, size: int) -> bytes:
-    """Inflate a raw DEFLATE stream that must produce exactly ``size`` bytes."""
-    if size > _MAX_DEFLATE_RATIO * len(raw) + 1024:
-        # (also keeps ``size + 1`` below within what zlib accepts as a length)
-        raise CorruptArchiveError(
-            f"declared size of {size} bytes is more than {len(raw)} bytes of deflate data can hold"
-        )
-    d = zlib.decompressobj(-15)
-    try:
-        out = d.decompress(raw, size + 1)
-    except zlib.error as e:
-        raise CorruptArchiveError(f"deflate data is corrupt ({e})") from None
-    if len(out) > size:
-        raise CorruptArchiveError(f"deflate data inflates beyond its declared size of {size} bytes")
-    if len(out) < size or not d.eof:
-        raise CorruptArchiveError(
-            f"deflate data ends after {len(out)} of its declared {size} bytes"
-        )
-    return out

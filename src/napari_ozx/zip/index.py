@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parse import CentralBlock, name_hash
+from ..errors import CorruptArchiveError
+from .central import CentralBlock
+from .namehash import name_hash
 
 _COLUMNS = (
     ("header_offset", np.int64),
@@ -29,6 +31,19 @@ _COLUMNS = (
 
 class ZipIndex:
     """Entries of (part of) a central directory.  Build it with :class:`IndexBuilder`."""
+
+    # The columns (set from ``_COLUMNS``; ``name_hash`` only until the sorted keys are made).
+    header_offset: np.ndarray
+    compressed_size: np.ndarray
+    uncompressed_size: np.ndarray
+    crc32: np.ndarray
+    method: np.ndarray
+    flags: np.ndarray
+    is_metadata: np.ndarray
+    is_symlink: np.ndarray
+    name_start: np.ndarray
+    name_length: np.ndarray
+    name_hash: np.ndarray
 
     def __init__(self, names: bytes, cols: dict[str, np.ndarray], *, complete: bool):
         self.names = names
@@ -151,10 +166,12 @@ class IndexBuilder:
 
     def __init__(self, capacity: int, *, max_name_bytes: int = 2**63):
         self.capacity = capacity
-        dtypes = dict(_COLUMNS)
+        dtypes: dict[str, type] = dict(_COLUMNS)
         if max_name_bytes < 2**32:
             dtypes["name_start"] = np.uint32
-        self._cols = {k: np.empty(capacity, dtype=t) for k, t in dtypes.items()}
+        self._cols: dict[str, np.ndarray] = {
+            k: np.empty(capacity, dtype=t) for k, t in dtypes.items()
+        }
         self._names: list[bytes] = []
         self._name_bytes = 0
         self.n = 0
@@ -168,10 +185,9 @@ class IndexBuilder:
     def add(self, block: CentralBlock) -> None:
         m = len(block)
         if self.n + m > self.capacity:
-            from ..errors import CorruptArchiveError
-
             raise CorruptArchiveError(
-                f"central directory holds more than the {self.capacity} entries its end record claims"
+                f"central directory holds more than the {self.capacity} entries its end record "
+                "claims"
             )
         sl = slice(self.n, self.n + m)
         for key, _ in _COLUMNS:

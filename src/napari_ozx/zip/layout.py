@@ -33,7 +33,7 @@ import threading
 import numpy as np
 
 from . import records as R
-from .parse import parse_local_header
+from .entry import parse_local_header
 
 
 class DataOffsetGuesser:

@@ -38,17 +38,19 @@ ZIP64_EXTRA_ID = 0x0001
 
 METHOD_STORED = 0
 METHOD_DEFLATED = 8
+#: WinZip AES encryption: the method field says 99, the real method is in an extra field
+METHOD_AES = 99
 METHOD_NAMES = {
-    0: "stored",
+    METHOD_STORED: "stored",
     1: "shrunk",
     6: "imploded",
-    8: "deflated",
+    METHOD_DEFLATED: "deflated",
     9: "deflate64",
     12: "bzip2",
     14: "lzma",
     93: "zstandard",
     95: "xz",
-    99: "AES-encrypted",
+    METHOD_AES: "AES-encrypted",
 }
 
 FLAG_ENCRYPTED = 0x0001
@@ -86,6 +88,15 @@ assert CENTRAL_DTYPE.itemsize == CENTRAL.size
 
 def method_name(method: int) -> str:
     return METHOD_NAMES.get(method, f"method {method}")
+
+
+@dataclass(frozen=True)
+class NeedBytes:
+    """The sans-IO request every parser of this package may answer: the parser needs
+    ``length`` bytes starting at file offset ``offset``."""
+
+    offset: int
+    length: int
 
 
 @dataclass(frozen=True)
@@ -162,29 +173,29 @@ def pack_central_header(
     mdate: int = 0x21,
     external_attr: int = 0o100644 << 16,
 ) -> bytes:
+    # Bytes 4-30 of a local header (version needed ... extra length) are bytes 6-32 of the
+    # central header, field for field: packed once, by pack_local_header.
+    local = pack_local_header(
+        b"", method=method, crc32=crc32, compressed_size=compressed_size,
+        uncompressed_size=uncompressed_size, flags=flags, version_needed=version_needed,
+        mtime=mtime, mdate=mdate,
+    )
+    lengths = struct.pack("<HH", len(name), len(extra))
     return (
-        CENTRAL.pack(
-            SIG_CENTRAL,
-            version_made_by,
-            version_needed,
-            flags,
-            method,
-            mtime,
-            mdate,
-            crc32,
-            compressed_size,
-            uncompressed_size,
-            len(name),
-            len(extra),
-            0,  # comment length
-            0,  # disk number start
-            0,  # internal attributes
-            external_attr,
-            local_header_offset,
-        )
+        SIG_CENTRAL
+        + struct.pack("<H", version_made_by)
+        + local[4 : LOCAL.size - 4]
+        + lengths
+        + _CENTRAL_AFTER_LENGTHS.pack(0, 0, 0, external_attr, local_header_offset)
         + name
         + extra
     )
+
+
+#: The central header after its name and extra lengths: comment length, disk number start,
+#: internal and external attributes, local header offset.
+_CENTRAL_AFTER_LENGTHS = struct.Struct("<HHHII")
+assert 6 + (LOCAL.size - 8) + 4 + _CENTRAL_AFTER_LENGTHS.size == CENTRAL.size
 
 
 def pack_end_records(

@@ -9,20 +9,52 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import threading
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
+from typing import Protocol, TypeGuard
 
 from ..errors import CorruptArchiveError, OzxError
+from . import records as R
+from ._io import FileEndedError, pread_exactly, preadv_exactly
 
 
-class ByteSource:
-    """Interface of a byte source."""
+class ByteSource(Protocol):
+    """What the archive reader asks of a byte source.
+
+    Required: ``name`` (for messages), ``size``, :meth:`read`.  Everything else is an optional
+    hook with a default here that does nothing special; a source states what it can do better
+    by overriding it.  Sources subclass this protocol explicitly (:class:`LocalFile`,
+    :class:`~napari_ozx.zip.remote.RemoteSource`), so every hook is always there and callers
+    call it plainly - no ``getattr`` probing, and mypy checks each override's signature.
+
+    Hooks (and who calls them):
+
+    * ``cheap_scan`` - reading the whole central directory is cheap (local disk), so scanning
+      beats guessing: :meth:`find` works, data offsets are read from local headers rather than
+      inferred, small reads are served on zarr's event loop.
+    * :meth:`read_into` - fill a caller's buffer (the central-directory decoder reuses one).
+    * :meth:`find` - search raw bytes (checks a ``jsonFirst`` claim; only where ``cheap_scan``).
+    * ``trust_json_first`` - where scanning is not cheap, take an RFC-9 ``jsonFirst`` claim at
+      its word (remote sources: checking costs the whole directory).
+    * :meth:`will_read` - the caller is about to read this range front to back (a remote
+      source fetches it in concurrent pieces).
+    * :meth:`peek` - bytes already at hand, never a request (lets offsets be checked for free).
+    * ``executor`` - the thread pool zarr's store should read this source in (None: asyncio's).
+    * ``tail_size`` - how many bytes at the end of the file the first read should take.
+    * :meth:`fileno` - a local descriptor, for in-kernel copies of stored entries (None: none).
+    * :meth:`close`.
+    """
 
     name: str
     size: int
-    #: reading the whole central directory is cheap (local disk), so scanning it beats guessing
     cheap_scan: bool = False
+    trust_json_first: bool = False
+    tail_size: int = R.MAX_TAIL
 
     def read(self, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes at ``offset`` (any number of threads at once)."""
         raise NotImplementedError
 
     def read_into(self, offset: int, view: memoryview) -> None:
@@ -31,10 +63,47 @@ class ByteSource:
 
     def find(self, pattern: bytes, start: int, end: int) -> int:
         """Offset of the first ``pattern`` in ``[start, end)``, or -1 (only where cheap_scan)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not search its bytes (cheap_scan is False)")
+
+    def will_read(self, offset: int, length: int) -> AbstractContextManager[object]:
+        """A context in which ``[offset, offset + length)`` will be read front to back."""
+        return nullcontext()
+
+    def peek(self, offset: int, length: int) -> bytes | None:
+        """Bytes already at hand, or None: never a request."""
+        return None
+
+    @property
+    def executor(self) -> Executor | None:
+        return None
+
+    def fileno(self) -> int | None:
+        return None
 
     def close(self) -> None:
-        pass
+        return None
+
+
+#: ``scheme://`` with a scheme of two letters or more (one letter is a Windows drive, ``C:/``)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")
+
+
+def is_url(path: object) -> TypeGuard[str]:
+    """Is ``path`` a URL (``scheme://...``) rather than a local path?  The one test for it:
+    the napari getter claims what :func:`~napari_ozx.zip.remote.open_source` opens (HTTP(S),
+    S3 natively, any other scheme through fsspec)."""
+    return isinstance(path, str) and _URL.match(path) is not None
+
+
+def check_range(offset: int, length: int, size: int, name: str, what: str) -> None:
+    """Refuse a read of ``length`` bytes at ``offset`` that does not lie inside the ``size``
+    bytes of the source ``name`` (a ``what``: file, object) - a record pointing outside it."""
+    if offset < 0 or length < 0 or offset + length > size:
+        raise CorruptArchiveError(
+            f"read of {length} bytes at offset {offset} runs past the end of the "
+            f"{size}-byte {what}",
+            archive=name,
+        )
 
 
 class LocalFile(ByteSource):
@@ -84,49 +153,26 @@ class LocalFile(ByteSource):
         return self._descriptor()
 
     def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise CorruptArchiveError(
-                f"read of {length} bytes at offset {offset} runs past the end of the "
-                f"{self.size}-byte file",
-                archive=self.path,
-            )
-        fd = self._descriptor()
-        data = os.pread(fd, length, offset)
-        if len(data) == length:
-            return data
-        parts = [data]
-        got = len(data)
-        while got < length:
-            more = os.pread(fd, length - got, offset + got)
-            if not more:
-                raise CorruptArchiveError(
-                    f"file ended at {offset + got} while reading {length} bytes at {offset} "
-                    "(was it truncated while open?)",
-                    archive=self.path,
-                )
-            parts.append(more)
-            got += len(more)
-        return b"".join(parts)
+        check_range(offset, length, self.size, self.path, "file")
+        try:
+            return pread_exactly(self._descriptor(), offset, length)
+        except FileEndedError as e:
+            raise self._ended(e.at, offset, length) from None
 
     def read_into(self, offset: int, view: memoryview) -> None:
         length = len(view)
-        if offset < 0 or offset + length > self.size:
-            raise CorruptArchiveError(
-                f"read of {length} bytes at offset {offset} runs past the end of the "
-                f"{self.size}-byte file",
-                archive=self.path,
-            )
-        fd = self._descriptor()
-        got = 0
-        while got < length:
-            n = os.preadv(fd, [view[got:]], offset + got)
-            if n <= 0:
-                raise CorruptArchiveError(
-                    f"file ended at {offset + got} while reading {length} bytes at {offset} "
-                    "(was it truncated while open?)",
-                    archive=self.path,
-                )
-            got += n
+        check_range(offset, length, self.size, self.path, "file")
+        try:
+            preadv_exactly(self._descriptor(), offset, view)
+        except FileEndedError as e:
+            raise self._ended(e.at, offset, length) from None
+
+    def _ended(self, at: int, offset: int, length: int) -> CorruptArchiveError:
+        return CorruptArchiveError(
+            f"file ended at {at} while reading {length} bytes at {offset} "
+            "(was it truncated while open?)",
+            archive=self.path,
+        )
 
     def find(self, pattern: bytes, start: int, end: int) -> int:
         # A read-only map searched in place: no copy of the (maybe 100 MB) range.

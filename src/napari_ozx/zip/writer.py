@@ -31,25 +31,36 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import os
 import re
 import struct
 import sys
 import threading
 import time
-import zlib
 from array import array
-
-import numpy as np
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import NotOmeZarrError, OzxError, WriteError
 from . import records as R
-from .archive import is_metadata_name
+from ._io import (
+    crc32,
+    forget_destination,
+    human_size,
+    name_destination,
+    os_error,
+    os_reason,
+    pwrite_all,
+)
+from .comment import ome_version_of, rfc9_comment
+from .names import check_writable_name, is_metadata_name
 
-__all__ = ["OzxWriter", "EntryStream", "rfc9_comment", "rfc9_sort_key", "PADDING_EXTRA_ID"]
+__all__ = [
+    "OzxWriter", "EntryStream", "rfc9_comment", "rfc9_sort_key", "PADDING_EXTRA_ID",
+    "os_reason",  # (re-exported: callers outside zip/ name file-system errors with it)
+]
 
 #: Extra-field id of the alignment padding (the one Android's zipalign uses).
 PADDING_EXTRA_ID = 0xD935
@@ -80,25 +91,6 @@ def rfc9_sort_key(name: str) -> tuple:
     if is_metadata_name(name):
         return (1, name.count("/"), name)
     return (2, 0, name)
-
-
-def rfc9_comment(version: str) -> bytes:
-    return json.dumps(
-        {"ome": {"version": version, "zipFile": {"centralDirectory": {"jsonFirst": True}}}},
-        separators=(",", ":"),
-    ).encode("utf-8")
-
-
-def ome_version_of(root_metadata: bytes | None) -> str | None:
-    """``attributes.ome.version`` of a root ``zarr.json``, or None."""
-    if not root_metadata:
-        return None
-    try:
-        doc = json.loads(root_metadata)
-        version = doc["attributes"]["ome"]["version"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return version if isinstance(version, str) else None
 
 
 def _load_sync_file_range():
@@ -227,9 +219,9 @@ class OzxWriter:
                     0o644
                 )
             except OSError as e:
-                raise _os_error(e, self.path, "cannot create the archive's temporary file "
+                raise os_error(e, self.path, "cannot create the archive's temporary file "
                                 "beside it") from e
-        _WRITING[self._fd] = self.path
+        name_destination(self._fd, self.path)
 
     # ------------------------------------------------------------------ entries
 
@@ -244,7 +236,7 @@ class OzxWriter:
         """Set (or replace) a metadata entry (``zarr.json``); it is laid out at :meth:`close`
         or when the first data entry is written."""
         self._check_open()
-        _check_name(name, self.path)
+        check_writable_name(name, self.path)
         if not is_metadata_name(name):
             raise ValueError(f"{name!r} is not a metadata entry")
         with self._lock:
@@ -326,15 +318,15 @@ class OzxWriter:
                 if got + len(block) > size:
                     raise OzxError(f"more than the announced {size} bytes", archive=self.path,
                                    entry=name)
-                crc = zlib.crc32(block, crc)
-                _pwrite_all(self._fd, block, pos)
+                crc = crc32(block, crc)
+                pwrite_all(self._fd, block, pos)
                 pos += len(block)
                 got += len(block)
                 self._written(len(block))
             if got != size:
                 raise OzxError(f"{got} bytes instead of the announced {size} (did the source "
                                "change while it was read?)", archive=self.path, entry=name)
-            _pwrite_all(self._fd, self._local_header(key, size, crc, padding), header_pos)
+            pwrite_all(self._fd, self._local_header(key, size, crc, padding), header_pos)
         except BaseException:
             self._release(name, row, None)
             raise
@@ -417,7 +409,7 @@ class OzxWriter:
         ``open_ended``: the entry's size is not known; it holds the end of the archive (as
         :attr:`_open`) until :meth:`_close_entry`."""
         self._check_open()
-        _check_name(name, self.path)
+        check_writable_name(name, self.path)
         with self._lock:
             if name in self._metadata:
                 raise OzxError("written as metadata, then as data", archive=self.path, entry=name)
@@ -470,7 +462,7 @@ class OzxWriter:
         """Write the metadata known now at offset 0 and start the data region after it."""
         meta = dict(self._metadata)
         blob, _ = self._metadata_region(meta, 0)
-        _pwrite_all(self._fd, blob, 0)
+        pwrite_all(self._fd, blob, 0)
         self._laid_out = meta
         self._data_start = len(blob) + self.metadata_reserve
         self._end = self._data_start
@@ -482,7 +474,7 @@ class OzxWriter:
         zero = bytes(min(length, COPY_BLOCK))
         while length:
             n = min(length, len(zero))
-            _pwrite_all(self._fd, zero[:n], pos)
+            pwrite_all(self._fd, zero[:n], pos)
             pos += n
             length -= n
 
@@ -498,10 +490,10 @@ class OzxWriter:
         parts: list[bytes] = []
         entries = []
         pos = 0
-        for name, pad in zip(names, pads):
+        for name, pad in zip(names, pads, strict=True):
             data = meta[name]
             key = name.encode("utf-8")
-            crc = zlib.crc32(data)
+            crc = crc32(data)
             header = self._local_header(key, len(data), crc, _padding_field(pad, self.align))
             entries.append(_Entry(key, pos, len(data), crc))
             parts += [header, data]
@@ -587,8 +579,7 @@ class OzxWriter:
             cd_offset = self._end
             pos = cd_offset
             batch: list[bytes] = [self._central_header(e) for e in meta_entries]
-            batch_len = sum(map(len, batch))
-            pos += _pwrite_all(self._fd, b"".join(batch), pos)
+            pos += pwrite_all(self._fd, b"".join(batch), pos)
             offset = np.frombuffer(self._offset, dtype=np.int64)
             size = np.frombuffer(self._size, dtype=np.int64)
             crc = np.frombuffer(self._crc, dtype=np.int64)
@@ -597,15 +588,15 @@ class OzxWriter:
                 part = names[lo : lo + _CD_BATCH]
                 rows = np.fromiter((self._rows[nm] for nm in part), dtype=np.int64,
                                    count=len(part))
-                pos += _pwrite_all(self._fd, self._central_headers(
+                pos += pwrite_all(self._fd, self._central_headers(
                     [nm.encode("utf-8") for nm in part], offset[rows], size[rows], crc[rows]
                 ), pos)
             n_entries = len(meta_entries) + len(self._rows)
             tail = R.pack_end_records(entries=n_entries, cd_offset=cd_offset,
                                       cd_size=pos - cd_offset, comment=rfc9_comment(version),
                                       zip64=True)
-            pos += _pwrite_all(self._fd, tail, pos)
-            step = f"finishing the archive ({_human(pos)})"
+            pos += pwrite_all(self._fd, tail, pos)
+            step = f"finishing the archive ({human_size(pos)})"
             try:
                 os.ftruncate(self._fd, pos)
                 os.fsync(self._fd)
@@ -613,13 +604,13 @@ class OzxWriter:
                     step = "naming the finished archive beside the destination"
                     _link_unnamed(self._fd, self._tmp_name)
                     self._tmp = self._tmp_name
-                _WRITING.pop(self._fd, None)
+                forget_destination(self._fd)
                 os.close(self._fd)
                 self._fd = -1
                 step = "moving the finished archive over the destination"
                 os.replace(self._tmp, self.path)
             except OSError as e:
-                raise _os_error(e, self.path, step) from e
+                raise os_error(e, self.path, step) from e
             self._closed = True
         _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
 
@@ -645,7 +636,7 @@ class OzxWriter:
                 continue
             if new_start != start:
                 self._move_data(start, new_start)
-            _pwrite_all(self._fd, blob, 0)
+            pwrite_all(self._fd, blob, 0)
             return entries
         raise OzxError("cannot lay out the metadata", archive=self.path)  # pragma: no cover
 
@@ -656,10 +647,10 @@ class OzxWriter:
         offsets = range(0, length, COPY_BLOCK)
         for pos in reversed(offsets) if shift > 0 else offsets:
             n = min(COPY_BLOCK, length - pos)
-            _pwrite_all(self._fd, os.pread(self._fd, n, old + pos), new + pos)
-        offsets = self._offset
-        for row in range(len(offsets)):
-            offsets[row] += shift
+            pwrite_all(self._fd, os.pread(self._fd, n, old + pos), new + pos)
+        headers = self._offset
+        for row in range(len(headers)):
+            headers[row] += shift
         self._end += shift
         self._data_start = new
 
@@ -672,7 +663,7 @@ class OzxWriter:
             self._open = None
             self._tail_free.notify_all()
         if self._fd >= 0:
-            _WRITING.pop(self._fd, None)
+            forget_destination(self._fd)
             try:
                 os.close(self._fd)
             except OSError:
@@ -731,12 +722,12 @@ class Reservation:
             value = crc()
             header = w._local_header(self.key, self.size, value, self.padding)
             if payload is not None and len(payload) <= _SMALL:
-                _pwrite_all(w._fd, header + payload, self.header_pos)
+                pwrite_all(w._fd, header + payload, self.header_pos)
             else:
-                _pwrite_all(w._fd, header, self.header_pos)
+                pwrite_all(w._fd, header, self.header_pos)
                 pos = self.header_pos + len(header)
                 if payload is not None:
-                    _pwrite_all(w._fd, payload, pos)
+                    pwrite_all(w._fd, payload, pos)
                 else:
                     body(pos)
         except BaseException:
@@ -757,7 +748,7 @@ class Reservation:
             self.drop()
             raise OzxError(f"{len(view)} bytes for an entry reserved for {self.size}",
                            archive=self.writer.path, entry=self.name)
-        self._fill(lambda: zlib.crc32(view), payload=view)
+        self._fill(lambda: crc32(view), payload=view)
 
     def drop(self) -> None:
         """Give it up unfilled (the save failed): it leaves the directory."""
@@ -786,8 +777,8 @@ class EntryStream:
         view = memoryview(data).cast("B")
         at = self.size
         try:
-            self.crc = zlib.crc32(view, self.crc)
-            _pwrite_all(self.writer._fd, view, self.data_pos + at)
+            self.crc = crc32(view, self.crc)
+            pwrite_all(self.writer._fd, view, self.data_pos + at)
         except BaseException:
             self.drop()
             raise
@@ -801,7 +792,7 @@ class EntryStream:
             return
         w = self.writer
         try:
-            _pwrite_all(w._fd, w._local_header(self.key, self.size, self.crc, self.padding),
+            pwrite_all(w._fd, w._local_header(self.key, self.size, self.crc, self.padding),
                         self.header_pos)
         except BaseException:
             self.drop()
@@ -837,20 +828,6 @@ def _split_padding(gap: int, n: int) -> list[int] | None:
     return pads if rest == 0 else None
 
 
-def _check_name(name: str, archive: str) -> None:
-    bad = (
-        not name
-        or name.startswith("/")
-        or name.endswith("/")
-        or "\\" in name
-        or "\0" in name
-        or any(part in ("", ".", "..") for part in name.split("/"))
-        or len(name.encode("utf-8")) > R.U16_MAX
-    )
-    if bad:
-        raise OzxError("not a safe relative entry name", archive=archive, entry=name)
-
-
 def _copy_range(src: int, src_pos: int, dst: int, dst_pos: int, size: int, archive: str,
                 entry: str) -> None:
     """Copy ``size`` bytes between files: ``copy_file_range`` (no copy through user space;
@@ -871,7 +848,7 @@ def _copy_range(src: int, src_pos: int, dst: int, dst_pos: int, size: int, archi
             block = os.pread(src, min(left, STREAM_BLOCK), src_pos)
             n = len(block)
             if n:
-                _pwrite_all(dst, block, dst_pos)
+                pwrite_all(dst, block, dst_pos)
         if n == 0:
             raise OzxError(f"source ended {left} bytes early while copying", archive=archive,
                            entry=entry)
@@ -909,7 +886,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"(\d+)\.[0-9a-f]+\.tmp")
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -936,47 +913,6 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
-
-
-def os_reason(e: OSError) -> str:
-    """What an OSError of the file system means, in words."""
-    return {errno.ENOSPC: "no space left on the device",
-              errno.EDQUOT: "disk quota exceeded",
-              errno.EROFS: "the file system is read-only",
-              errno.EACCES: "permission denied",
-              errno.EPERM: "permission denied",
-              errno.ENOENT: "the directory does not exist",
-              errno.ENOTDIR: "a part of the path is not a directory",
-              errno.EISDIR: "a directory is in the way"}.get(e.errno, e.strerror or str(e))
-
-
-def _os_error(e: OSError, archive: str | None, what: str) -> WriteError:
-    """An OSError of the file system as our error, naming the archive and what failed."""
-    return WriteError(f"{what}: {os_reason(e)}", archive=archive, errno=e.errno)
-
-
-#: what each open file descriptor written by _pwrite_all is (for the errors): archive path
-_WRITING: dict[int, str] = {}
-
-
-def _human(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 1 << 20 else f"{n} bytes"
-
-
-def _pwrite_all(fd: int, data, pos: int) -> int:
-    view = memoryview(data).cast("B")
-    total = len(view)
-    try:
-        while view:
-            n = os.pwrite(fd, view, pos)
-            view = view[n:]
-            pos += n
-    except OSError as e:
-        what = _WRITING.get(fd)
-        where = "the archive being saved" if what else "a temporary file"
-        raise _os_error(e, what, f"writing {_human(total)} at offset {_human(pos)} of "
-                        f"{where}") from e
-    return total
 
 
 def _fsync_dir(directory: str) -> None:

@@ -24,30 +24,16 @@ Requests, not the client, dominate; so fsspec's loop with aiohttp (HTTP) and s3f
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from .. import records as R
 from ..archive import ZipArchive
-from ..source import ByteSource
+from ..source import ByteSource, is_url
+from . import errors
 from .base import RemoteSource, coalesce
-from .errors import (
-    ArchiveChangedError,
-    RangeNotSupportedError,
-    RemoteAccessError,
-    RemoteError,
-    RemoteNotFoundError,
-    TruncatedResponseError,
-)
+from .errors import *  # noqa: F403  (the error types are this package's API, listed in errors)
 
 __all__ = [
-    "ArchiveChangedError",
-    "RangeNotSupportedError",
-    "RemoteAccessError",
-    "RemoteError",
-    "RemoteNotFoundError",
+    *errors.__all__,
     "RemoteSource",
-    "TruncatedResponseError",
     "is_url",
     "open_remote_archive",
     "open_source",
@@ -57,17 +43,11 @@ __all__ = [
 #: keywords of every remote source (the rest of ``storage_options`` goes to the client)
 SOURCE_OPTIONS = ("tail_size", "max_concurrency", "retries", "backoff", "coalesce_gap", "timeout",
                   "block_size", "cache_bytes")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+://")
 #: room for the local extra field after an entry's name when prefetching (its largest size):
 #: covers padded metadata headers and, in a packed archive, the first data header after them
 LOCAL_EXTRA_SLACK = 0xFFFF
 #: at most this much metadata is prefetched
 PREFETCH_LIMIT = 16 * 1024 * 1024
-
-
-def is_url(path: Any) -> bool:
-    """Is ``path`` a URL (``scheme://...``, scheme of two letters or more) rather than a path?"""
-    return isinstance(path, str) and _URL.match(path) is not None
 
 
 def open_source(url: str, storage_options: dict | None = None) -> ByteSource:
@@ -126,12 +106,13 @@ def open_remote_archive(
     try:
         # The end records are looked for inside the first (tail) request; a longer comment
         # makes the parser ask for more.
-        tail = min(R.MAX_TAIL, getattr(source, "tail_size", R.MAX_TAIL))
+        tail = min(R.MAX_TAIL, source.tail_size)
         archive = ZipArchive(source, verify_crc=verify_crc, tail_size=tail, warn=warn)
     except BaseException:
         source.close()
         raise
     # Small reads below the central directory (entry data) may use the block cache.
-    source.data_end = archive.end.cd_offset
+    if isinstance(source, RemoteSource):
+        source.data_end = archive.end.cd_offset
     prefetch_metadata(archive)
     return archive

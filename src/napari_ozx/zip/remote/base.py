@@ -18,9 +18,9 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .. import records as R
-from ..source import ByteSource
 from ...errors import OzxError
+from .. import records as R
+from ..source import ByteSource, check_range
 from .errors import ArchiveChangedError, RemoteError, TruncatedResponseError
 
 #: bytes fetched by the first request, from the end of the object: end records, comment and as
@@ -203,7 +203,7 @@ class RemoteSource(ByteSource):
             except Transient as e:
                 last = e
                 continue
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 last = Transient(f"no answer within {self.timeout} s")
                 continue
             self._check_identity(reply)
@@ -269,14 +269,7 @@ class RemoteSource(ByteSource):
     # ------------------------------------------------------------------ ByteSource
 
     def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            from ...errors import CorruptArchiveError
-
-            raise CorruptArchiveError(
-                f"read of {length} bytes at offset {offset} runs past the end of the "
-                f"{self.size}-byte object",
-                archive=self.url,
-            )
+        check_range(offset, length, self.size, self.url, "object")
         if length == 0:
             return b""
         hit = self._pinned(offset, length)
@@ -309,7 +302,7 @@ class RemoteSource(ByteSource):
                 while self._blocks_bytes > self.cache_bytes and self._blocks:
                     _, old = self._blocks.popitem(last=False)
                     self._blocks_bytes -= len(old)
-        joined = b"".join(have[b] for b in range(first, last + 1))
+        joined = b"".join(_present(have[b]) for b in range(first, last + 1))
         start = offset - first * size
         return joined[start : start + length]
 
@@ -326,7 +319,7 @@ class RemoteSource(ByteSource):
             *(self._fetch(start, stop - start) for start, stop, _ in groups)
         )
         out: list[bytes] = [b""] * len(ranges)
-        for (start, _stop, members), reply in zip(groups, replies):
+        for (start, _stop, members), reply in zip(groups, replies, strict=True):
             for i in members:
                 off, length = ranges[i]
                 out[i] = reply.data[off - start : off - start + length]
@@ -340,7 +333,7 @@ class RemoteSource(ByteSource):
             return
         groups = coalesce(ranges, self.coalesce_gap)
         blocks = self.read_many([(a, b - a) for a, b, _ in groups])
-        for (a, _b, _m), data in zip(groups, blocks):
+        for (a, _b, _m), data in zip(groups, blocks, strict=True):
             self._pin(a, data)
 
     @contextlib.contextmanager
@@ -429,3 +422,9 @@ def coalesce(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int, li
         else:
             groups.append((off, off + length, [i]))
     return groups
+
+
+def _present(block: bytes | None) -> bytes:
+    """A block the cache lookup filled (every missing one was fetched just before)."""
+    assert block is not None
+    return block

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from ...errors import OzxError
 
+__all__ = [
+    "ArchiveChangedError",
+    "RangeNotSupportedError",
+    "RemoteAccessError",
+    "RemoteError",
+    "RemoteNotFoundError",
+    "TruncatedResponseError",
+]
+
 
 class RemoteError(OzxError):
     """A remote archive could not be read (network, server, or protocol trouble)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .base import Reply, RemoteSource, Transient
+from .base import RemoteSource, Reply, Transient
 from .errors import RemoteAccessError, RemoteError, RemoteNotFoundError, TruncatedResponseError
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import weakref
 
-from .base import Reply, RemoteSource, Transient
+from .base import RemoteSource, Reply, Transient
 from .errors import (
     ArchiveChangedError,
     RangeNotSupportedError,

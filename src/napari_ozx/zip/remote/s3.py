@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from .base import Reply, RemoteSource, Transient
+from .base import RemoteSource, Reply, Transient
 from .errors import (
     ArchiveChangedError,
     RemoteAccessError,
