@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import OzxError
+from ..zip._io import FileEndedError, pread_exactly
 from .cascade import piece_box
 from .grid import Grid, Region
 from .pyramid import downsample_block
@@ -148,7 +148,11 @@ def read_shard(meta_json: bytes, key: str, path: str, span: tuple[int, int] | No
     if span is not None:
         offset, size = span
         with open(path, "rb", buffering=0) as f:
-            data = os.pread(f.fileno(), size, offset)
+            try:
+                data = pread_exactly(f.fileno(), offset, size)
+            except FileEndedError as e:  # the temporary archive was cut under us
+                raise OzxError(f"ended at byte {e.at} of {offset + size}", archive=path,
+                               entry=key) from None
         d[key] = cpu.Buffer.from_bytes(data)
     arr = zarr.open_array(MemoryStore(d), mode="r", zarr_format=3)
     return np.asarray(arr[tuple(slice(a, b) for a, b in region)])

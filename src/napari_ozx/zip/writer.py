@@ -46,12 +46,14 @@ import numpy as np
 from ..errors import NotOmeZarrError, OzxError, WriteError
 from . import records as R
 from ._io import (
+    FileEndedError,
     crc32,
     forget_destination,
     human_size,
     name_destination,
     os_error,
     os_reason,
+    pread_exactly,
     pwrite_all,
 )
 from .comment import ome_version_of, rfc9_comment
@@ -253,7 +255,16 @@ class OzxWriter:
         if span is None:
             return None
         start, size = span
-        return os.pread(self._fd, size, start) if size else b""
+        return self._read_back(start, size, name)
+
+    def _read_back(self, offset: int, size: int, name: str | None = None) -> bytes:
+        """Bytes this writer has already written, read back from its own file (whole: a file
+        that ends first was cut under us, which no caller may take for data)."""
+        try:
+            return pread_exactly(self._fd, offset, size)
+        except FileEndedError as e:
+            raise OzxError(f"the archive being written ended at byte {e.at} of {offset + size}",
+                           archive=self.path, entry=name) from None
 
     def data_span(self, name: str) -> tuple[int, int] | None:
         """``(offset, size)`` of a finished data entry's bytes in :attr:`temporary_path`, or
@@ -263,7 +274,7 @@ class OzxWriter:
             if row is None or self._crc[row] < 0:
                 return None
             offset, size = self._offset[row], self._size[row]
-        hdr = os.pread(self._fd, R.LOCAL.size, offset)
+        hdr = self._read_back(offset, R.LOCAL.size, name)
         nlen, elen = struct.unpack_from("<HH", hdr, 26)
         return offset + R.LOCAL.size + nlen + elen, size
 
@@ -338,7 +349,11 @@ class OzxWriter:
         (``copy_file_range``), never through Python.  The CRC is taken as given, so damage in
         the source stays detectable in the copy."""
         if is_metadata_name(name):
-            self.set_metadata(name, os.pread(fd, size, offset))
+            try:
+                self.set_metadata(name, pread_exactly(fd, offset, size))
+            except FileEndedError as e:
+                raise OzxError(f"the source of the copy ended at byte {e.at} of {offset + size}",
+                               archive=self.path, entry=name) from None
             return
         self.reserve(name, size).copy(fd, offset, crc)
 
@@ -647,7 +662,7 @@ class OzxWriter:
         offsets = range(0, length, COPY_BLOCK)
         for pos in reversed(offsets) if shift > 0 else offsets:
             n = min(COPY_BLOCK, length - pos)
-            pwrite_all(self._fd, os.pread(self._fd, n, old + pos), new + pos)
+            pwrite_all(self._fd, self._read_back(old + pos, n), new + pos)
         headers = self._offset
         for row in range(len(headers)):
             headers[row] += shift
