@@ -24,6 +24,7 @@ from napari_ozx import open_ozx, write_ozx
 CHILD = textwrap.dedent('''
     import os, sys, time
     import numpy as np
+    import napari_ozx.zip.destination as D
     import napari_ozx.zip.writer as W
     from napari_ozx import write_ozx
 
@@ -34,7 +35,7 @@ CHILD = textwrap.dedent('''
         time.sleep(120)
 
     if mode == "named":
-        W._open_unnamed = lambda directory: -1
+        D._open_unnamed = lambda directory: -1
     if point == "data":
         real, calls = W.pwrite_all, [0]
         def pwrite(fd, data, pos):
@@ -108,7 +109,7 @@ def test_a_killed_save_leaves_the_destination_as_it_was_and_no_litter(tmp_path, 
 
 def test_a_live_saves_temporary_is_left_alone(tmp_path):
     """Another process saving to the same place right now keeps its temporary file."""
-    from napari_ozx.zip.writer import remove_stale_temporaries
+    from napari_ozx.zip.destination import remove_stale_temporaries
 
     dest = tmp_path / "x.ozx"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

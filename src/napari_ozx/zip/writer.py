@@ -13,9 +13,10 @@ What it writes:
   last copy in the central directory;
 * the payload of every data entry aligned to ``align`` bytes (4096 by default), with the
   padding in an extra field of the local header (id ``0xD935``, as Android's zipalign);
-* atomically: into a temporary file beside the destination, fsync'ed and renamed over it by
-  :meth:`OzxWriter.close`; :meth:`OzxWriter.abort` (and any exception or KeyboardInterrupt
-  inside ``with``) removes the temporary file and leaves the destination untouched.
+* atomically (:mod:`.destination`): into a temporary file beside the destination, fsync'ed
+  and renamed over it by :meth:`OzxWriter.close`; :meth:`OzxWriter.abort` (and any exception
+  or KeyboardInterrupt inside ``with``) removes the temporary file and leaves the destination
+  untouched.
 
 Layout.  Metadata entries come first in the file.  When the first data entry arrives, the
 metadata known so far is written at offset 0 and ``metadata_reserve`` spare bytes are left
@@ -32,7 +33,6 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import re
 import struct
 import sys
 import threading
@@ -43,20 +43,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import NotOmeZarrError, OzxError, WriteError
+from ..errors import NotOmeZarrError, OzxError
 from . import records as R
 from ._io import (
     FileEndedError,
     crc32,
-    forget_destination,
-    human_size,
-    name_destination,
-    os_error,
     os_reason,
     pread_exactly,
     pwrite_all,
 )
 from .comment import ome_version_of, rfc9_comment
+from .destination import Destination
 from .names import check_writable_name, is_metadata_name
 
 __all__ = [
@@ -201,38 +198,17 @@ class OzxWriter:
         self._end = 0  # end of the data region
         self._unflushed = 0  # bytes written since the disk was last asked to start writing
         self._closed = False
-        directory = os.path.dirname(os.path.abspath(self.path))
-        base = os.path.basename(self.path)
-        self._directory = directory
-        self._tmp_name = os.path.join(directory, f".{base}.{os.getpid()}.{id(self):x}.tmp")
-        if os.path.isdir(self.path):
-            raise WriteError("a directory is in the way (the archive would replace it)",
-                             archive=self.path, errno=errno.EISDIR)
-        remove_stale_temporaries(self.path)
-        # An unnamed file (O_TMPFILE) in the destination's directory: a killed process leaves
-        # nothing behind.  It gets a name only at commit, just before the rename; where the
-        # file system has no O_TMPFILE the named temporary is created at once.
-        self._fd = _open_unnamed(directory)
-        self._tmp = None if self._fd >= 0 else self._tmp_name
-        if self._tmp is not None:
-            try:
-                self._fd = os.open(
-                    self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                    0o644
-                )
-            except OSError as e:
-                raise os_error(e, self.path, "cannot create the archive's temporary file "
-                                "beside it") from e
-        name_destination(self._fd, self.path)
+        # The file the archive is written into until close() moves it over the destination
+        # (unnamed where the file system allows: a killed save leaves nothing behind).
+        self._dest = Destination(self.path, f"{id(self):x}")
+        self._fd = self._dest.fd
 
     # ------------------------------------------------------------------ entries
 
     @property
     def temporary_path(self) -> str:
         """A path this host's processes can open the archive being written by."""
-        if self._tmp is None:
-            return f"/proc/{os.getpid()}/fd/{self._fd}"
-        return self._tmp
+        return self._dest.temporary_path
 
     def set_metadata(self, name: str, data: bytes) -> None:
         """Set (or replace) a metadata entry (``zarr.json``); it is laid out at :meth:`close`
@@ -611,23 +587,9 @@ class OzxWriter:
                                       cd_size=pos - cd_offset, comment=rfc9_comment(version),
                                       zip64=True)
             pos += pwrite_all(self._fd, tail, pos)
-            step = f"finishing the archive ({human_size(pos)})"
-            try:
-                os.ftruncate(self._fd, pos)
-                os.fsync(self._fd)
-                if self._tmp is None:  # unnamed until now: a name beside the destination
-                    step = "naming the finished archive beside the destination"
-                    _link_unnamed(self._fd, self._tmp_name)
-                    self._tmp = self._tmp_name
-                forget_destination(self._fd)
-                os.close(self._fd)
-                self._fd = -1
-                step = "moving the finished archive over the destination"
-                os.replace(self._tmp, self.path)
-            except OSError as e:
-                raise os_error(e, self.path, step) from e
+            self._dest.commit(pos)
+            self._fd = -1
             self._closed = True
-        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
 
     def _place_metadata(self, meta: dict[str, bytes]) -> list[_Entry]:
         """Write the final metadata in front of the data region (moving the region when the
@@ -677,18 +639,8 @@ class OzxWriter:
         with self._lock:  # nobody waits for an open entry of an aborted archive
             self._open = None
             self._tail_free.notify_all()
-        if self._fd >= 0:
-            forget_destination(self._fd)
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-            self._fd = -1
-        if self._tmp is not None:
-            try:
-                os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
+        self._dest.discard()
+        self._fd = -1
 
     def _check_open(self) -> None:
         if self._closed:
@@ -868,76 +820,3 @@ def _copy_range(src: int, src_pos: int, dst: int, dst_pos: int, size: int, archi
             raise OzxError(f"source ended {left} bytes early while copying", archive=archive,
                            entry=entry)
         src_pos, dst_pos, left = src_pos + n, dst_pos + n, left - n
-
-
-_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
-
-
-def _open_unnamed(directory: str) -> int:
-    """An unnamed file in ``directory`` (O_TMPFILE), or -1 where that is not available (other
-    systems, file systems without it, no /proc to give it a name at commit)."""
-    if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
-        return -1
-    try:
-        return os.open(directory, _O_TMPFILE | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except (OSError, ValueError):  # EOPNOTSUPP, EISDIR (old kernels), ENOENT...: fall back
-        return -1
-
-
-def _link_unnamed(fd: int, name: str) -> None:
-    """Give the unnamed file ``fd`` the name ``name``: linkat(2) with AT_SYMLINK_FOLLOW on
-    /proc/self/fd/N (Python's os.link uses link(2), which would link the /proc symlink, when
-    no directory descriptor is given)."""
-    proc = os.open("/proc/self/fd", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.link(str(fd), name, src_dir_fd=proc, follow_symlinks=True)
-    finally:
-        os.close(proc)
-
-
-def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
-    """Remove the temporary files of saves to ``path`` whose process is gone (killed before
-    its rename); returns their paths.  A temporary of a live process is left alone."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"(\d+)\.[0-9a-f]+\.tmp")
-    removed: list[str] = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return removed
-    for name in names:
-        m = pattern.fullmatch(name)
-        if m is None or _alive(int(m.group(1))):
-            continue
-        try:
-            os.unlink(os.path.join(directory, name))
-            removed.append(os.path.join(directory, name))
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
