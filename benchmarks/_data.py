@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_ozx.zip import records as R
+from napari_ozx.zip import records
 
 CACHE = Path(os.environ.get("OZX_BENCH_DIR", "/tmp/napari-ozx-bench"))
 
@@ -76,14 +76,14 @@ def many_entries_archive(n_entries: int) -> Path:
             crc = zlib.crc32(data)
             off = f.tell()
             f.write(
-                R.pack_local_header(
+                records.pack_local_header(
                     nb, method=0, crc32=crc, compressed_size=len(data),
                     uncompressed_size=len(data), version_needed=20,
                 )
             )
             f.write(data)
             central.append(
-                R.pack_central_header(
+                records.pack_central_header(
                     nb, method=0, crc32=crc, compressed_size=len(data),
                     uncompressed_size=len(data), local_header_offset=off,
                     version_made_by=(3 << 8) | 20, version_needed=20,
@@ -100,7 +100,7 @@ def many_entries_archive(n_entries: int) -> Path:
         f.write(cd)
         zip64 = n_entries > 0xFFFF or cd_offset > 0xFFFFFFFF
         f.write(
-            R.pack_end_records(
+            records.pack_end_records(
                 entries=n_entries, cd_offset=cd_offset, cd_size=len(cd),
                 comment=JSON_FIRST_COMMENT, zip64=zip64,
             )

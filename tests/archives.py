@@ -23,8 +23,7 @@ import numpy as np
 import zarr
 
 from helpers import random_pixels
-from napari_ozx.zip import ByteSource, LocalFile
-from napari_ozx.zip import records as R
+from napari_ozx.zip import ByteSource, LocalFile, records
 
 # --------------------------------------------------------------------------------------------
 # RFC-9 archive comments
@@ -279,7 +278,7 @@ class RawEntry:
 
     name: str | bytes
     data: bytes = b""
-    method: int = R.METHOD_STORED
+    method: int = records.METHOD_STORED
     flags: int | None = None  #: default: UTF-8 flag
     crc32: int | None = None  #: default: computed from the (uncompressed) payload
     uncompressed_size: int | None = None  #: default: len(payload before compression)
@@ -315,8 +314,8 @@ def write_raw_zip(
     archive whose offsets do not count them (like a self-extractor stub).
     """
     path = Path(path)
-    CENTRAL, LOCAL = R.CENTRAL, R.LOCAL
-    utf8 = R.FLAG_UTF8
+    CENTRAL, LOCAL = records.CENTRAL, records.LOCAL
+    utf8 = records.FLAG_UTF8
     central: list[bytes] = []
     n = 0
     force = zip64 is True
@@ -335,14 +334,15 @@ def write_raw_zip(
                 crc = zlib.crc32(data)
                 size = len(data)
                 if force or pos > 0xFFFFFFFE:
-                    ext_c = R.zip64_extra(size, size, pos) if force else R.zip64_extra(pos)
-                    ext_l = R.zip64_extra(size, size) if force else b""
-                    s32 = R.U32_MAX if force else size
-                    o32 = R.U32_MAX
+                    ext_c = (records.zip64_extra(size, size, pos) if force
+                             else records.zip64_extra(pos))
+                    ext_l = records.zip64_extra(size, size) if force else b""
+                    s32 = records.U32_MAX if force else size
+                    o32 = records.U32_MAX
                 else:
                     ext_c = ext_l = b""
                     s32, o32 = size, pos
-                hdr = LOCAL.pack(R.SIG_LOCAL, 45, utf8, 0, 0, 0x21, crc, s32, s32, len(nb),
+                hdr = LOCAL.pack(records.SIG_LOCAL, 45, utf8, 0, 0, 0x21, crc, s32, s32, len(nb),
                                  len(ext_l))
                 out.append(hdr)
                 out.append(nb)
@@ -350,7 +350,7 @@ def write_raw_zip(
                 out.append(data)
                 central.append(
                     CENTRAL.pack(
-                        R.SIG_CENTRAL, (3 << 8) | 45, 45, utf8, 0, 0, 0x21, crc, s32, s32,
+                        records.SIG_CENTRAL, (3 << 8) | 45, 45, utf8, 0, 0, 0x21, crc, s32, s32,
                         len(nb), len(ext_c), 0, 0, 0, 0o100644 << 16, o32,
                     )
                     + nb
@@ -374,23 +374,23 @@ def write_raw_zip(
                                                  or len(cd) > 0xFFFFFFFE))
         if use64 or n <= 0xFFFF:
             f.write(
-                R.pack_end_records(
+                records.pack_end_records(
                     entries=n, cd_offset=cd_offset, cd_size=len(cd), comment=comment, zip64=use64
                 )
             )
         else:
             # What pre-ZIP64 writers did with more than 65,535 entries: wrap the count.
-            f.write(R.EOCD.pack(R.SIG_EOCD, 0, 0, n & 0xFFFF, n & 0xFFFF, len(cd), cd_offset,
-                                len(comment)) + comment)
+            f.write(records.EOCD.pack(records.SIG_EOCD, 0, 0, n & 0xFFFF, n & 0xFFFF, len(cd),
+                                      cd_offset, len(comment)) + comment)
     return path
 
 
 def _write_one(f, e: RawEntry, pos: int, base: int, central: list[bytes], force: bool) -> int:
     nb = e.name.encode() if isinstance(e.name, str) else e.name
-    flags = R.FLAG_UTF8 if e.flags is None else e.flags
+    flags = records.FLAG_UTF8 if e.flags is None else e.flags
     if e.payload is not None:
         payload = e.payload
-    elif e.method == R.METHOD_DEFLATED:
+    elif e.method == records.METHOD_DEFLATED:
         payload = deflate_raw(e.data)
     else:
         payload = e.data
@@ -406,29 +406,29 @@ def _write_one(f, e: RawEntry, pos: int, base: int, central: list[bytes], force:
     big = force or max(usize, csize) > 0xFFFFFFFE
     off_big = force or pos > 0xFFFFFFFE
     local_name = nb if e.local_name is None else e.local_name
-    ext_l = (R.zip64_extra(usize, csize) if big else b"") + e.local_extra
+    ext_l = (records.zip64_extra(usize, csize) if big else b"") + e.local_extra
     f.seek(base + pos)
     f.write(
-        R.pack_local_header(
+        records.pack_local_header(
             local_name, method=e.method, crc32=crc,
-            compressed_size=R.U32_MAX if big else csize,
-            uncompressed_size=R.U32_MAX if big else usize,
+            compressed_size=records.U32_MAX if big else csize,
+            uncompressed_size=records.U32_MAX if big else usize,
             extra=ext_l, flags=flags,
         )
     )
     f.write(payload)
     vals = ([usize, csize] if big else []) + ([pos] if off_big else [])
-    ext_c = e.central_extra + (R.zip64_extra(*vals) if vals else b"")
+    ext_c = e.central_extra + (records.zip64_extra(*vals) if vals else b"")
     central.append(
-        R.pack_central_header(
+        records.pack_central_header(
             nb, method=e.method, crc32=crc,
-            compressed_size=R.U32_MAX if big else csize,
-            uncompressed_size=R.U32_MAX if big else usize,
-            local_header_offset=R.U32_MAX if off_big else pos,
+            compressed_size=records.U32_MAX if big else csize,
+            uncompressed_size=records.U32_MAX if big else usize,
+            local_header_offset=records.U32_MAX if off_big else pos,
             extra=ext_c, flags=flags,
         )
     )
-    return pos + R.LOCAL.size + len(local_name) + len(ext_l) + csize
+    return pos + records.LOCAL.size + len(local_name) + len(ext_l) + csize
 
 
 # CRC-32 of data followed by n zero bytes, without touching n bytes (GF(2) matrix power,
@@ -578,21 +578,21 @@ class Layout:
 
 def layout(path: Path) -> Layout:
     data = Path(path).read_bytes()
-    eocd = data.rfind(R.SIG_EOCD)
-    loc = eocd - R.ZIP64_LOCATOR.size
+    eocd = data.rfind(records.SIG_EOCD)
+    loc = eocd - records.ZIP64_LOCATOR.size
     z64 = z64loc = None
-    if loc >= 0 and data[loc : loc + 4] == R.SIG_ZIP64_LOCATOR:
+    if loc >= 0 and data[loc : loc + 4] == records.SIG_ZIP64_LOCATOR:
         z64loc = loc
-        z64 = R.ZIP64_LOCATOR.unpack_from(data, loc)[2]
+        z64 = records.ZIP64_LOCATOR.unpack_from(data, loc)[2]
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
         cd_offset = zf.start_dir
     local, offs = [], []
     for info in infos:
         h = info.header_offset
-        nlen, elen = R.LOCAL.unpack_from(data, h)[-2:]
+        nlen, elen = records.LOCAL.unpack_from(data, h)[-2:]
         local.append(h)
-        offs.append(h + R.LOCAL.size + nlen + elen)
+        offs.append(h + records.LOCAL.size + nlen + elen)
     cd_end = z64 if z64 is not None else eocd
     return Layout(
         size=len(data), eocd=eocd, zip64_eocd=z64, zip64_locator=z64loc, cd_offset=cd_offset,

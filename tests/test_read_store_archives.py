@@ -20,7 +20,7 @@ import zarr
 from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import default_buffer_prototype
 
-import archives as A
+import archives
 from helpers import random_pixels
 from napari_ozx import OzxStore, OzxWarning, open_ozx
 from napari_ozx.zip import ZipArchive
@@ -31,7 +31,7 @@ PROTO = default_buffer_prototype()
 KINDS = {
     "stdlib-stored-jsonfirst": ("v3", "stdlib", {}, False),
     "stdlib-stored-nocomment": ("v3", "stdlib", {"comment": None, "json_first": False}, True),
-    "stdlib-stored-plaincomment": ("v3", "stdlib", {"comment": A.COMMENT_PLAIN}, False),
+    "stdlib-stored-plaincomment": ("v3", "stdlib", {"comment": archives.COMMENT_PLAIN}, False),
     "stdlib-deflated": ("v3", "stdlib", {"compression": zipfile.ZIP_DEFLATED}, False),
     "stdlib-zip64-forced": ("v3", "stdlib", {"force_zip64": True}, False),
     "stdlib-deflated-zip64": (
@@ -65,10 +65,10 @@ def hierarchies(tmp_path_factory):
     base = tmp_path_factory.mktemp("hier")
     out = {}
     for key, build in (
-        ("v3", lambda p: A.make_v3_hierarchy(p)),
-        ("v3-shard-end", lambda p: A.make_v3_hierarchy(p, shards="end")),
-        ("v3-shard-start", lambda p: A.make_v3_hierarchy(p, shards="start")),
-        ("v2", lambda p: A.make_v2_hierarchy(p)),
+        ("v3", lambda p: archives.make_v3_hierarchy(p)),
+        ("v3-shard-end", lambda p: archives.make_v3_hierarchy(p, shards="end")),
+        ("v3-shard-start", lambda p: archives.make_v3_hierarchy(p, shards="start")),
+        ("v2", lambda p: archives.make_v2_hierarchy(p)),
     ):
         d = base / key
         out[key] = (d, build(d))
@@ -87,21 +87,21 @@ def archive_of_kind(hierarchies, tmp_path_factory):
         src, expected = hierarchies[hier]
         out = base / f"{kind}.ozx"
         if tool == "stdlib":
-            A.zip_stdlib(src, out, **opts)
+            archives.zip_stdlib(src, out, **opts)
         elif tool in ("infozip", "infozip-stream"):
             if shutil.which("zip") is None:
                 pytest.skip("Info-ZIP zip is not installed (Debian package zip)")
-            build = A.zip_infozip if tool == "infozip" else A.zip_infozip_stream
+            build = archives.zip_infozip if tool == "infozip" else archives.zip_infozip_stream
             build(src, out, **opts)
         elif tool == "7z":
             if shutil.which("7z") is None:
                 pytest.skip("7z is not installed (Debian package p7zip-full)")
-            A.zip_7z(src, out, **opts)
+            archives.zip_7z(src, out, **opts)
         elif tool == "stdlib-unseekable":
-            A.zip_stdlib_unseekable(src, out, **opts)
+            archives.zip_stdlib_unseekable(src, out, **opts)
         elif tool in ("raw64", "rawstub"):
-            files = A.hierarchy_bytes(src)
-            A.write_raw_zip(
+            files = archives.hierarchy_bytes(src)
+            archives.write_raw_zip(
                 out, list(files.items()), zip64=True,
                 prefix=b"#!/bin/sh\necho this is a self-extractor stub\nexit 0\n" * 3
                 if tool == "rawstub" else b"",
@@ -138,7 +138,7 @@ def test_every_kind_reads_back_pixels_and_bytes(archive_of_kind, kind):
         np.testing.assert_array_equal(arr[sl], pixels[sl])
     # Every file that was zipped, byte for byte, through the store.
     store = g.store
-    files = A.hierarchy_bytes(src)
+    files = archives.hierarchy_bytes(src)
     for name, data in files.items():
         buf = store.get_sync(name, prototype=PROTO)
         assert buf is not None, name
@@ -213,7 +213,7 @@ def test_ngff_zarr_archive(tmp_path_factory):
     import ngff_zarr as nz
 
     pixels = random_pixels((96, 80), seed=9, high=60000)
-    path = A.ngff_zarr_archive(tmp_path_factory.mktemp("ngff") / "x.ozx", pixels)
+    path = archives.ngff_zarr_archive(tmp_path_factory.mktemp("ngff") / "x.ozx", pixels)
     with warnings.catch_warnings():
         warnings.simplefilter("error", OzxWarning)  # ngff-zarr writes the RFC-9 comment
         g = open_ozx(path)
@@ -233,14 +233,14 @@ def test_ngff_zarr_archive(tmp_path_factory):
 
 def test_more_than_65535_entries(tmp_path):
     n = 70_003
-    path = A.many_entry_archive(tmp_path / "many.ozx", n)
+    path = archives.many_entry_archive(tmp_path / "many.ozx", n)
     with zipfile.ZipFile(path) as zf:  # the stdlib agrees it is a valid archive
         assert len(zf.infolist()) == n
     g = open_ozx(path)
     arr = g["a"]
-    assert arr.shape == (n - 2, A.ROW)
+    assert arr.shape == (n - 2, archives.ROW)
     for i in (0, 1, 65534, 65535, 65536, n - 3):
-        np.testing.assert_array_equal(arr[i], A.many_row(i))
+        np.testing.assert_array_equal(arr[i], archives.many_row(i))
     assert g.store.archive.end.zip64 is True
     assert len(g.store.archive.full_index()) == n
 
@@ -248,16 +248,16 @@ def test_more_than_65535_entries(tmp_path):
 def test_many_entries_without_zip64_records(tmp_path):
     """A pre-ZIP64 writer wraps the 16-bit entry count: the directory is still read whole."""
     n = 65_540
-    path = A.many_entry_archive(tmp_path / "wrapped.ozx", n, zip64=False)
+    path = archives.many_entry_archive(tmp_path / "wrapped.ozx", n, zip64=False)
     # A classic EOCD cannot hold 65540: pack_end_records(zip64=False) would refuse; ours wraps.
     g = open_ozx(path)
     assert g.store.archive.end.zip64 is False
-    np.testing.assert_array_equal(g["a"][n - 3], A.many_row(n - 3))
+    np.testing.assert_array_equal(g["a"][n - 3], archives.many_row(n - 3))
 
 
 @pytest.mark.timeout(60)
 def test_offsets_and_sizes_beyond_4_gib(tmp_path):
-    path, content = A.sparse_big_archive(tmp_path / "sparse.ozx")
+    path, content = archives.sparse_big_archive(tmp_path / "sparse.ozx")
     size = path.stat().st_size
     assert size > (8 << 30)
     assert path.stat().st_blocks * 512 < 64 << 20, "the archive must stay sparse"
@@ -297,8 +297,9 @@ def test_whole_sparse_entry_crc_is_valid(tmp_path):
 
     head = b"abc"
     n = (3 << 20) + 5
-    assert A.crc32_zero_extend(zlib.crc32(head), n) == zlib.crc32(head + bytes(n))
-    path = A.write_raw_zip(tmp_path / "s.zip", [A.RawEntry("s", head, sparse_size=len(head) + n)])
+    assert archives.crc32_zero_extend(zlib.crc32(head), n) == zlib.crc32(head + bytes(n))
+    path = archives.write_raw_zip(tmp_path / "s.zip",
+                                  [archives.RawEntry("s", head, sparse_size=len(head) + n)])
     with zipfile.ZipFile(path) as zf:
         assert zf.read("s") == head + bytes(n)  # the stdlib checks the CRC
     assert ZipArchive(path, warn=False).read("s") == head + bytes(n)
@@ -313,7 +314,7 @@ def test_infozip_zip64_to_a_pipe_is_broken_and_says_so(hierarchies, tmp_path):
     if shutil.which("zip") is None:
         pytest.skip("Info-ZIP zip is not installed")
     src, _ = hierarchies["v3"]
-    path = A.zip_infozip_stream(src, tmp_path / "fz-pipe.zip", extra_args=("-fz",))
+    path = archives.zip_infozip_stream(src, tmp_path / "fz-pipe.zip", extra_args=("-fz",))
     with pytest.raises(CorruptArchiveError, match="ZIP64") as ei:
         open_ozx(path)
     assert str(path) in str(ei.value)
@@ -354,7 +355,7 @@ def test_root_array_archive(tmp_path, zarr_format):
     arr = zarr.create_array(str(d), shape=pixels.shape, chunks=(8, 8), dtype=pixels.dtype,
                             zarr_format=zarr_format)
     arr[:] = pixels
-    path = A.zip_stdlib(d, tmp_path / "arr.ozx")
+    path = archives.zip_stdlib(d, tmp_path / "arr.ozx")
     store = OzxStore(path)
     got = zarr.open_array(store=store, mode="r")
     assert got.metadata.zarr_format == zarr_format

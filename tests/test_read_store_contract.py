@@ -20,7 +20,7 @@ from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteReques
 from zarr.core.buffer import cpu, default_buffer_prototype
 from zarr.storage import LocalStore
 
-import archives as A
+import archives
 from napari_ozx import OzxStore, open_ozx
 
 PROTO = default_buffer_prototype()
@@ -34,13 +34,13 @@ def run(coro):
 def pair(request, tmp_path_factory):
     """(OzxStore, LocalStore over the same files, expected pixels)."""
     base = tmp_path_factory.mktemp(f"contract-{request.param}")
-    expected = A.make_v3_hierarchy(base / "tree", shards="end")
+    expected = archives.make_v3_hierarchy(base / "tree", shards="end")
     # Add a file with an awkward name and an empty file.
     (base / "tree" / "odd dir").mkdir()
     (base / "tree" / "odd dir" / "ünï cödé.bin").write_bytes(bytes(range(256)) * 3)
     (base / "tree" / "empty").write_bytes(b"")
     comp = zipfile.ZIP_DEFLATED if request.param == "deflated" else zipfile.ZIP_STORED
-    path = A.zip_stdlib(base / "tree", base / "a.ozx", compression=comp)
+    path = archives.zip_stdlib(base / "tree", base / "a.ozx", compression=comp)
     return OzxStore(path), LocalStore(str(base / "tree"), read_only=True), expected
 
 

@@ -18,7 +18,7 @@ from zarr.core.buffer import Buffer, cpu, default_buffer_prototype
 from zarr.core.sync import _collect_aiterator
 from zarr.testing.store import StoreTests
 
-import archives as A
+import archives
 from napari_ozx import OzxStore
 from napari_ozx.zip import ZipArchive
 
@@ -36,7 +36,7 @@ def _rewrite(store: OzxStore, items: dict[str, bytes]) -> None:
     merged = {**_contents(store), **items}
     meta = sorted(k for k in merged if k.rsplit("/", 1)[-1] == "zarr.json")
     rest = sorted(k for k in merged if k not in meta)
-    A.write_raw_zip(path, [(k, merged[k]) for k in meta + rest], zip64=True)
+    archives.write_raw_zip(path, [(k, merged[k]) for k in meta + rest], zip64=True)
     store.archive.close()
     store.archive = ZipArchive(path)
 
@@ -53,7 +53,7 @@ class TestOzxStoreAgainstZarrSuite(StoreTests[OzxStore, cpu.Buffer]):
 
     @pytest.fixture
     def store_kwargs(self, tmp_path) -> dict:
-        path = A.write_raw_zip(tmp_path / "store.ozx", [], zip64=True)
+        path = archives.write_raw_zip(tmp_path / "store.ozx", [], zip64=True)
         return {"archive": str(path)}
 
     # (sync fixtures: the suite's are async ones that need pytest-asyncio's auto mode)

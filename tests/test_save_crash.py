@@ -47,10 +47,10 @@ CHILD = textwrap.dedent('''
             return n
         W.pwrite_all = pwrite
     elif point == "central":
-        real_end = W.R.pack_end_records
+        real_end = W.records.pack_end_records
         def end(**kw):
             pause()
-        W.R.pack_end_records = end
+        W.records.pack_end_records = end
     elif point == "rename":
         real_replace = os.replace
         def replace(src, dst, *a, **kw):

@@ -30,7 +30,7 @@ from archives import (
 from napari_ozx.save.store import OzxWriteStore
 from napari_ozx.tools.pack import pack
 from napari_ozx.tools.validate import ERROR, WARNING, validate
-from napari_ozx.zip import records as R
+from napari_ozx.zip import records
 from napari_ozx.zip.writer import OzxWriter
 
 
@@ -191,7 +191,7 @@ def test_encrypted_entry_from_infozip(tmp_path):
 
 def test_encrypted_flag_on_a_chunk(tmp_path):
     entries = _good_entries()[:2] + [
-        RawEntry("a/c/0/0", SMALL_CHUNK, flags=R.FLAG_UTF8 | R.FLAG_ENCRYPTED)
+        RawEntry("a/c/0/0", SMALL_CHUNK, flags=records.FLAG_UTF8 | records.FLAG_ENCRYPTED)
     ]
     report = validate(_raw(tmp_path / "enc.ozx", entries, zip64=True))
     assert _codes(report, ERROR) == {"encrypted"}
@@ -345,7 +345,7 @@ def test_unsharded_array_with_many_chunks(tmp_path):
 
 def test_many_findings_are_summarised(tmp_path):
     entries = [("zarr.json", ROOT_META)] + [
-        RawEntry(f"x/{i}", b"abc", method=R.METHOD_DEFLATED) for i in range(30)
+        RawEntry(f"x/{i}", b"abc", method=records.METHOD_DEFLATED) for i in range(30)
     ]
     report = validate(_raw(tmp_path / "defl.ozx", entries, zip64=True))
     compressed = [f for f in report.findings if f.code == "compressed"]

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import archives as A
+import archives
 from archives import CountingSource
 from napari_ozx import CorruptArchiveError, NotAZipError, OzxError, OzxWarning
-from napari_ozx.zip import ZipArchive
-from napari_ozx.zip import records as R
+from napari_ozx.zip import ZipArchive, records
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -24,18 +23,18 @@ N = 12
 
 
 def _base(tmp_path: Path, kind: str) -> tuple[Path, dict[str, bytes]]:
-    entries = list(A.many_entries(N))
+    entries = list(archives.many_entries(N))
     if kind == "zip64":
-        path = A.write_raw_zip(tmp_path / "base.ozx", entries, zip64=True,
-                               comment=A.COMMENT_PLAIN)
+        path = archives.write_raw_zip(tmp_path / "base.ozx", entries, zip64=True,
+                                      comment=archives.COMMENT_PLAIN)
     elif kind == "jsonfirst":
-        path = A.write_raw_zip(tmp_path / "base.ozx", entries, zip64=True)
+        path = archives.write_raw_zip(tmp_path / "base.ozx", entries, zip64=True)
     else:  # the stdlib, no ZIP64 records
         path = tmp_path / "base.zip"
         with zipfile.ZipFile(path, "w") as zf:
             for n, d in entries:
                 zf.writestr(zipfile.ZipInfo(n, (2024, 1, 1, 0, 0, 0)), d)
-            zf.comment = A.COMMENT_PLAIN
+            zf.comment = archives.COMMENT_PLAIN
     return path, dict(entries)
 
 
@@ -84,7 +83,7 @@ KINDS = ["zip64", "stdlib", "jsonfirst"]
 # ---------------------------------------------------------------------------------- truncation
 
 
-def _regions(lay: A.Layout):
+def _regions(lay: archives.Layout):
     out = {
         "eocd": lay.eocd + 10,
         "central-directory": lay.cd_offset + lay.cd_size // 2,
@@ -106,7 +105,7 @@ def _regions(lay: A.Layout):
                                     "zip64-end-record", "zip64-locator"])
 def test_truncated_inside_each_region(tmp_path, kind, region):
     path, original = _base(tmp_path, kind)
-    cuts = _regions(A.layout(path))
+    cuts = _regions(archives.layout(path))
     if region not in cuts:
         pytest.skip("no such region in this archive")
     _mutate(path, lambda raw: raw[: cuts[region]])
@@ -120,7 +119,7 @@ def test_truncated_inside_each_region(tmp_path, kind, region):
 def test_bytes_cut_out_of_each_region(tmp_path, kind, region):
     """The tail is intact but 7 bytes inside a region are gone: offsets no longer agree."""
     path, original = _base(tmp_path, kind)
-    cuts = _regions(A.layout(path))
+    cuts = _regions(archives.layout(path))
     if region not in cuts:
         pytest.skip("no such region in this archive")
     at = cuts[region]
@@ -131,7 +130,7 @@ def test_bytes_cut_out_of_each_region(tmp_path, kind, region):
 # ------------------------------------------------------------------------------ bad signatures
 
 
-def _sig_positions(lay: A.Layout):
+def _sig_positions(lay: archives.Layout):
     out = {"eocd": lay.eocd, "central-header-0": lay.cd_offset,
            "local-header-4": lay.local_headers[4]}
     raw_first = lay.cd_offset
@@ -147,7 +146,7 @@ def _sig_positions(lay: A.Layout):
                                     "local-header-4", "zip64-end-record", "zip64-locator"])
 def test_bad_signatures(tmp_path, kind, record):
     path, original = _base(tmp_path, kind)
-    lay = A.layout(path)
+    lay = archives.layout(path)
     pos, _ = _sig_positions(lay)
     if record not in pos:
         pytest.skip("no such record in this archive")
@@ -155,7 +154,7 @@ def test_bad_signatures(tmp_path, kind, record):
         raw = path.read_bytes()
         p = lay.cd_offset
         last = p
-        while raw[p : p + 4] == R.SIG_CENTRAL:
+        while raw[p : p + 4] == records.SIG_CENTRAL:
             last = p
             n, e, c = struct.unpack_from("<HHH", raw, p + 28)
             p += 46 + n + e + c
@@ -173,9 +172,9 @@ def test_bad_signatures(tmp_path, kind, record):
 # ------------------------------------------------------------------ offsets and sizes that lie
 
 
-def _eocd_fields(path: Path, lay: A.Layout):
+def _eocd_fields(path: Path, lay: archives.Layout):
     raw = path.read_bytes()
-    return list(R.EOCD.unpack_from(raw, lay.eocd))
+    return list(records.EOCD.unpack_from(raw, lay.eocd))
 
 
 EOCD_FIELDS = ["sig", "disk", "cd_disk", "n_disk", "n_total", "cd_size", "cd_offset", "clen"]
@@ -194,11 +193,11 @@ def _set_fields(path, record, offset: int, names: list[str], **kw):
 
 
 def _set_eocd(path, lay, **kw):
-    _set_fields(path, R.EOCD, lay.eocd, EOCD_FIELDS, **kw)
+    _set_fields(path, records.EOCD, lay.eocd, EOCD_FIELDS, **kw)
 
 
 def _set_zip64(path, lay, **kw):
-    _set_fields(path, R.ZIP64_EOCD, lay.zip64_eocd, ZIP64_EOCD_FIELDS, **kw)
+    _set_fields(path, records.ZIP64_EOCD, lay.zip64_eocd, ZIP64_EOCD_FIELDS, **kw)
 
 
 def _set_end(path, lay, **kw):
@@ -229,7 +228,7 @@ LIES = {
 @pytest.mark.parametrize("lie", sorted(LIES))
 def test_lying_end_record(tmp_path, kind, lie):
     path, original = _base(tmp_path, kind)
-    lay = A.layout(path)
+    lay = archives.layout(path)
     fields, must_fail = LIES[lie]
     _set_end(path, lay, **fields(lay))
     if kind == "jsonfirst" and lie in ("count-too-big", "count-too-small"):
@@ -243,7 +242,7 @@ def test_lying_end_record(tmp_path, kind, lie):
 @pytest.mark.parametrize("field", ["n_total", "cd_size", "cd_offset"])
 def test_lying_zip64_end_record_huge_values(tmp_path, kind, field, value):
     path, original = _base(tmp_path, kind)
-    lay = A.layout(path)
+    lay = archives.layout(path)
     kw = {field: value}
     if field == "n_total":
         kw["n_disk"] = value
@@ -255,7 +254,7 @@ def test_lying_zip64_end_record_huge_values(tmp_path, kind, field, value):
 @pytest.mark.parametrize("kind", ["zip64", "jsonfirst"])
 def test_zip64_locator_pointing_outside(tmp_path, kind):
     path, original = _base(tmp_path, kind)
-    lay = A.layout(path)
+    lay = archives.layout(path)
     raw = bytearray(path.read_bytes())
     struct.pack_into("<Q", raw, lay.zip64_locator + 8, 2**62)
     # and move the record so the "expected" position does not find it either
@@ -267,8 +266,8 @@ def test_zip64_locator_pointing_outside(tmp_path, kind):
 @pytest.mark.parametrize("delta", [1, 100, 60_000])
 def test_comment_length_runs_past_the_end(tmp_path, delta):
     path, original = _base(tmp_path, "zip64")
-    lay = A.layout(path)
-    clen = len(A.COMMENT_PLAIN)
+    lay = archives.layout(path)
+    clen = len(archives.COMMENT_PLAIN)
     _set_eocd(path, lay, clen=clen + delta)
     _check(path, original, must_fail="CorruptArchiveError")
 
@@ -276,7 +275,7 @@ def test_comment_length_runs_past_the_end(tmp_path, delta):
 def test_comment_length_too_short_is_tolerated(tmp_path):
     """Bytes after the comment (some tools append them): the end record is still found."""
     path, original = _base(tmp_path, "zip64")
-    lay = A.layout(path)
+    lay = archives.layout(path)
     _set_eocd(path, lay, clen=3)
     _check(path, original, must_fail=False)
 
@@ -290,9 +289,9 @@ def test_prepended_bytes_are_tolerated(tmp_path):
 # --------------------------------------------------------------------- central-directory fields
 
 
-def _central_headers(raw: bytes, lay: A.Layout) -> list[int]:
+def _central_headers(raw: bytes, lay: archives.Layout) -> list[int]:
     out, p = [], lay.cd_offset
-    while raw[p : p + 4] == R.SIG_CENTRAL:
+    while raw[p : p + 4] == records.SIG_CENTRAL:
         out.append(p)
         n, e, c = struct.unpack_from("<HHH", raw, p + 28)
         p += 46 + n + e + c
@@ -318,7 +317,7 @@ CENTRAL_LIES = {
 @pytest.mark.parametrize("which", [0, 5, N - 1])
 def test_lying_central_directory_header(tmp_path, kind, lie, which):
     path, original = _base(tmp_path, kind)
-    lay = A.layout(path)
+    lay = archives.layout(path)
     raw = bytearray(path.read_bytes())
     hdr = _central_headers(bytes(raw), lay)[which]
     off, fmt, val = CENTRAL_LIES[lie]
@@ -342,7 +341,7 @@ def test_lying_central_directory_header(tmp_path, kind, lie, which):
 )
 def test_lying_local_header(tmp_path, which, field, fmt, value):
     path, original = _base(tmp_path, "zip64")
-    lay = A.layout(path)
+    lay = archives.layout(path)
     at = lay.local_headers[which] + {"name-length": 26, "extra-length": 28, "signature": 0}[field]
     _mutate(path, lambda raw: (struct.pack_into(fmt, raw, at, value), raw)[1])
     e = _check(path, original, must_fail=True)
@@ -360,10 +359,10 @@ def test_lying_local_header(tmp_path, which, field, fmt, value):
 
 def test_local_header_lengths_differ_from_central(tmp_path):
     """The data offset comes from the LOCAL header (its extra field may be longer)."""
-    entries = [A.RawEntry("zarr.json", A.many_root_meta()),
-               A.RawEntry("x", b"payload-x", local_extra=b"\x99\x99\x05\x00hello"),
-               A.RawEntry("y", b"payload-y", local_name=b"y-longer-local-name")]
-    path = A.write_raw_zip(tmp_path / "l.zip", entries)
+    entries = [archives.RawEntry("zarr.json", archives.many_root_meta()),
+               archives.RawEntry("x", b"payload-x", local_extra=b"\x99\x99\x05\x00hello"),
+               archives.RawEntry("y", b"payload-y", local_name=b"y-longer-local-name")]
+    path = archives.write_raw_zip(tmp_path / "l.zip", entries)
     arch = ZipArchive(path)
     assert arch.read("x") == b"payload-x"
     assert arch.read("y") == b"payload-y"
@@ -411,10 +410,10 @@ def _gap_archive(path: Path, a_extra: int = 20, n_more: int = 0):
         def put(name, data, local_extra=b"", gap=b""):
             off = f.tell()
             crc = zlib.crc32(data)
-            f.write(R.pack_local_header(name, method=0, crc32=crc, compressed_size=len(data),
-                                        uncompressed_size=len(data), extra=local_extra))
+            f.write(records.pack_local_header(name, method=0, crc32=crc, compressed_size=len(data),
+                                              uncompressed_size=len(data), extra=local_extra))
             f.write(data + gap)
-            central.append(R.pack_central_header(
+            central.append(records.pack_central_header(
                 name, method=0, crc32=crc, compressed_size=len(data),
                 uncompressed_size=len(data), local_header_offset=off))
 
@@ -427,8 +426,8 @@ def _gap_archive(path: Path, a_extra: int = 20, n_more: int = 0):
             put(b"D%d" % i, b"d" * i)
         cd = f.tell()
         blob = b"".join(central)
-        f.write(blob + R.pack_end_records(entries=4 + n_more, cd_offset=cd, cd_size=len(blob),
-                                          comment=A.COMMENT_PLAIN, zip64=False))
+        f.write(blob + records.pack_end_records(entries=4 + n_more, cd_offset=cd, cd_size=len(blob),
+                                                comment=archives.COMMENT_PLAIN, zip64=False))
     return {"A": a, "B": b, "C": c}
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import archives as A
+import archives
 from archives import CountingSource
 from napari_ozx import OzxError, OzxStore, OzxWarning
 from napari_ozx.zip import ZipArchive
@@ -23,17 +23,17 @@ def _bases() -> dict[str, tuple[bytes, dict[str, bytes], tuple[int, int]]]:
     """name -> (archive bytes, {entry: bytes}, (central directory start, end))."""
     out = {}
     tmp = Path(tempfile.mkdtemp(prefix="ozx-fuzz-"))
-    entries = list(A.many_entries(9))
+    entries = list(archives.many_entries(9))
     entries.append(("big/blob", bytes(range(256)) * 40))
     files = dict(entries)
 
-    p = A.write_raw_zip(tmp / "z64.ozx", entries, zip64=True)  # jsonFirst, ZIP64 always
+    p = archives.write_raw_zip(tmp / "z64.ozx", entries, zip64=True)  # jsonFirst, ZIP64 always
     out["raw-zip64-jsonfirst"] = p
     p = tmp / "deflated.zip"
     with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as zf:
         for n, d in entries:
             zf.writestr(zipfile.ZipInfo(n, (2024, 1, 1, 0, 0, 0)), d, zipfile.ZIP_DEFLATED)
-        zf.comment = A.COMMENT_PLAIN
+        zf.comment = archives.COMMENT_PLAIN
     out["stdlib-deflated"] = p
     p = tmp / "stored.zip"
     with zipfile.ZipFile(p, "w") as zf:
@@ -42,7 +42,7 @@ def _bases() -> dict[str, tuple[bytes, dict[str, bytes], tuple[int, int]]]:
     out["stdlib-stored-nocomment"] = p
     res = {}
     for k, p in out.items():
-        lay = A.layout(p)
+        lay = archives.layout(p)
         res[k] = (p.read_bytes(), files, (lay.cd_offset, lay.size))
     return res
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import zarr
 
-import archives as A
+import archives
 from archives import CountingSource
 from napari_ozx import OzxStore, OzxWarning, open_ozx
 from napari_ozx.zip import ZipArchive
@@ -25,14 +25,14 @@ from napari_ozx.zip import ZipArchive
 @pytest.fixture(scope="module")
 def big_json_first(tmp_path_factory):
     path = tmp_path_factory.mktemp("jf") / "big.ozx"
-    return A.many_entry_archive(path, 100_000)
+    return archives.many_entry_archive(path, 100_000)
 
 
 @pytest.fixture(scope="module")
 def big_liar(tmp_path_factory):
     """jsonFirst claimed, but ``late/zarr.json`` comes after 100k chunk entries."""
     path = tmp_path_factory.mktemp("jf") / "liar.ozx"
-    return A.many_entry_archive(path, 100_000, late_metadata=True)
+    return archives.many_entry_archive(path, 100_000, late_metadata=True)
 
 
 @pytest.mark.parametrize("cheap_scan", [False, True], ids=["remote-like", "local-like"])
@@ -46,7 +46,7 @@ def test_open_and_metadata_touch_a_tiny_part_of_the_directory(big_json_first, ch
     assert cd_size > 5_000_000
     assert g.attrs["ome"]["version"] == "0.5"
     arr = g["a"]  # the array's zarr.json, from the prefix
-    assert arr.shape == (100_000 - 2, A.ROW)
+    assert arr.shape == (100_000 - 2, archives.ROW)
     assert not arch.is_fully_indexed
     # The tail (64 KiB + a little), the first central-directory block and two small entries.
     assert src.touched < 0.05 * cd_size, (src.touched, cd_size, src.reads)
@@ -58,13 +58,13 @@ def test_first_chunk_decodes_the_full_directory(big_json_first):
     g = open_ozx(src)
     arch = g.store.archive
     before = src.touched
-    np.testing.assert_array_equal(g["a"][54_321], A.many_row(54_321))
+    np.testing.assert_array_equal(g["a"][54_321], archives.many_row(54_321))
     assert arch.is_fully_indexed
     assert src.touched - before >= arch.end.cd_size  # the rest of the directory was read once
     n = len(arch.full_index())
     assert n == 100_000
     after = src.touched
-    np.testing.assert_array_equal(g["a"][99_997], A.many_row(99_997))
+    np.testing.assert_array_equal(g["a"][99_997], archives.many_row(99_997))
     assert src.touched - after < 1000  # a chunk read is its local header and its data
 
 
@@ -76,8 +76,8 @@ def test_lying_json_first_archive_still_serves_late_metadata(big_liar, cheap_sca
         late = g["late"]
     assert any("late/zarr.json" in str(w.message) for w in rec)
     assert any(str(big_liar) in str(w.message) for w in rec)
-    assert late.shape == (1, A.ROW)
-    np.testing.assert_array_equal(late[0], A.many_row(7))
+    assert late.shape == (1, archives.ROW)
+    np.testing.assert_array_equal(late[0], archives.many_row(7))
     assert sorted(g.array_keys()) == ["a", "late"]
     arch = g.store.archive
     assert arch.json_first_violations == ["late/zarr.json"]
@@ -117,12 +117,12 @@ def test_honest_archive_missing_metadata_is_absent_without_full_decode(big_json_
     ],
 )
 def test_absent_or_bad_comment_warns_and_reads(tmp_path, comment, problem):
-    path = A.write_raw_zip(tmp_path / "c.ozx", A.many_entries(10), comment=comment)
+    path = archives.write_raw_zip(tmp_path / "c.ozx", archives.many_entries(10), comment=comment)
     with pytest.warns(OzxWarning, match=problem) as rec:
         g = open_ozx(path)
     ours = [w for w in rec if issubclass(w.category, OzxWarning)]
     assert ours and all(str(path) in str(w.message) for w in ours)
-    np.testing.assert_array_equal(g["a"][3], A.many_row(3))
+    np.testing.assert_array_equal(g["a"][3], archives.many_row(3))
     assert g.store.archive.comment.json_first is False
     assert g.store.archive.is_fully_indexed  # no jsonFirst promise: the whole directory
 
@@ -140,14 +140,15 @@ def test_absent_or_bad_comment_warns_and_reads(tmp_path, comment, problem):
 )
 def test_json_first_flag_is_read_strictly(tmp_path, cd, json_first):
     comment = json.dumps({"ome": {"version": "0.5", "zipFile": {"centralDirectory": cd}}})
-    path = A.write_raw_zip(tmp_path / "c.ozx", A.many_entries(100), comment=comment.encode())
+    path = archives.write_raw_zip(tmp_path / "c.ozx", archives.many_entries(100),
+                                  comment=comment.encode())
     with warnings.catch_warnings():
         warnings.simplefilter("error", OzxWarning)
         arch = ZipArchive(path)
     assert arch.comment.json_first is json_first
     assert arch.comment.version == "0.5"
     assert arch.is_fully_indexed is (not json_first)
-    assert arch.read("a/c/42/0") == A.many_row(42).tobytes()
+    assert arch.read("a/c/42/0") == archives.many_row(42).tobytes()
 
 
 @pytest.mark.parametrize("zip64", [False, True])
@@ -158,25 +159,27 @@ def test_longest_comment(tmp_path, zip64):
     comment = comment[:-2] + b" " * (65_535 - len(comment)) + comment[-2:]
     assert len(comment) == 65_535
     json.loads(comment)
-    path = A.write_raw_zip(tmp_path / "c.ozx", A.many_entries(50), comment=comment, zip64=zip64)
+    path = archives.write_raw_zip(tmp_path / "c.ozx", archives.many_entries(50), comment=comment,
+                                  zip64=zip64)
     with warnings.catch_warnings():
         warnings.simplefilter("error", OzxWarning)
         g = open_ozx(path)
     assert g.store.archive.end.zip64 is zip64
-    np.testing.assert_array_equal(g["a"][47], A.many_row(47))
+    np.testing.assert_array_equal(g["a"][47], archives.many_row(47))
 
 
 def test_json_first_with_directory_entries_first(tmp_path):
     """Some writers list directory entries among the metadata: they do not end the prefix."""
-    entries = [A.RawEntry("a/"), A.RawEntry("zarr.json", A.many_root_meta()),
-               A.RawEntry("a/c/"), A.RawEntry("a/zarr.json", A.many_array_meta(3))]
-    entries += [A.RawEntry(f"a/c/{i}/0", A.many_row(i).tobytes()) for i in range(3)]
-    path = A.write_raw_zip(tmp_path / "d.ozx", entries)
+    entries = [archives.RawEntry("a/"), archives.RawEntry("zarr.json", archives.many_root_meta()),
+               archives.RawEntry("a/c/"),
+               archives.RawEntry("a/zarr.json", archives.many_array_meta(3))]
+    entries += [archives.RawEntry(f"a/c/{i}/0", archives.many_row(i).tobytes()) for i in range(3)]
+    path = archives.write_raw_zip(tmp_path / "d.ozx", entries)
     src = CountingSource(path, cheap_scan=False)
     g = open_ozx(src)
-    assert g["a"].shape == (3, A.ROW)
+    assert g["a"].shape == (3, archives.ROW)
     assert not g.store.archive.is_fully_indexed
-    np.testing.assert_array_equal(g["a"][:], np.stack([A.many_row(i) for i in range(3)]))
+    np.testing.assert_array_equal(g["a"][:], np.stack([archives.many_row(i) for i in range(3)]))
     assert sorted(g.store.archive.names()) == ["a/c/0/0", "a/c/1/0", "a/c/2/0", "a/zarr.json",
                                                "zarr.json"]
 
@@ -190,21 +193,21 @@ def test_zarr_open_group_on_store_of_json_first_archive(big_json_first):
 
 def test_prefix_longer_than_one_block(tmp_path):
     """4,000 arrays: the metadata prefix spans several central-directory blocks."""
-    meta = A.many_array_meta(1)
-    entries = [("zarr.json", A.many_root_meta())]
+    meta = archives.many_array_meta(1)
+    entries = [("zarr.json", archives.many_root_meta())]
     entries += [(f"group-{i:05d}/array/zarr.json", meta) for i in range(4000)]
-    entries += [(f"group-{i:05d}/array/c/0/0", A.many_row(i).tobytes()) for i in range(4000)]
-    path = A.write_raw_zip(tmp_path / "wide.ozx", entries)
+    entries += [(f"group-{i:05d}/array/c/0/0", archives.many_row(i).tobytes()) for i in range(4000)]
+    path = archives.write_raw_zip(tmp_path / "wide.ozx", entries)
     src = CountingSource(path, cheap_scan=False)
     g = open_ozx(src)
     arch = g.store.archive
     prefix_bytes = arch._prefix_end
     assert prefix_bytes > 4 * 65536  # more than the first block
     last = g["group-03999/array"]
-    assert last.shape == (1, A.ROW)
+    assert last.shape == (1, archives.ROW)
     assert not arch.is_fully_indexed
     assert len(arch.metadata_names()) == 4001
-    np.testing.assert_array_equal(last[0], A.many_row(3999))
+    np.testing.assert_array_equal(last[0], archives.many_row(3999))
     assert arch.is_fully_indexed
 
 
@@ -219,7 +222,7 @@ def test_many_threads_trigger_the_full_decode_at_once(big_json_first):
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda i: arr[i], rows))
     for i, row in zip(rows, got, strict=True):
-        np.testing.assert_array_equal(row, A.many_row(i))
+        np.testing.assert_array_equal(row, archives.many_row(i))
     cd = g.store.archive.end.cd_size
     assert src.touched < 2 * cd  # the directory was read once, not once per thread
 
@@ -264,7 +267,7 @@ def test_reads_from_many_threads_are_not_serialised(tmp_path):
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    path = A.many_entry_archive(tmp_path / "s.ozx", 40)
+    path = archives.many_entry_archive(tmp_path / "s.ozx", 40)
     src = SlowSource(path, cheap_scan=False)
     arch = ZipArchive(src)
     arch.full_index()
@@ -275,5 +278,5 @@ def test_reads_from_many_threads_are_not_serialised(tmp_path):
     with ThreadPoolExecutor(16) as pool:
         got = list(pool.map(lambda n: arch.read(n, 0, 8), names))
     dt = time.perf_counter() - t
-    assert got == [A.many_row(i).tobytes()[:8] for i in range(16)]
+    assert got == [archives.many_row(i).tobytes()[:8] for i in range(16)]
     assert dt < 0.4, f"16 reads of 50 ms took {dt:.2f} s: reads are serialised"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from napari_ozx.zip import records as R
+from napari_ozx.zip import records
 from napari_ozx.zip.layout import DataOffsetGuesser
 
 NAME = 10  # every name 10 bytes
@@ -21,7 +21,7 @@ def _index(entries):
         hoff.append(pos)
         sizes.append(size)
         flags.append(flag)
-        real.append(pos + R.LOCAL.size + NAME + extra)
+        real.append(pos + records.LOCAL.size + NAME + extra)
         pos = real[-1] + size + gap
     index = SimpleNamespace(
         header_offset=np.array(hoff, dtype=np.int64),
@@ -65,8 +65,8 @@ def test_mixed_extra_lengths_are_not_guessed():
 
 
 def test_gaps_data_descriptors_and_skipped_entries_are_not_guessed():
-    index, real, cd = _index([(0, 50, 0, 0), (0, 60, 7, 0), (0, 70, 0, R.FLAG_DATA_DESCRIPTOR),
-                              (0, 80, 0, 0)])
+    index, real, cd = _index([(0, 50, 0, 0), (0, 60, 7, 0),
+                              (0, 70, 0, records.FLAG_DATA_DESCRIPTOR), (0, 80, 0, 0)])
     g = DataOffsetGuesser(index, cd, index_is_whole_directory=True)
     g.learn(0, real[0])
     g.learn(3, real[3])
@@ -90,9 +90,9 @@ def test_one_contradiction_switches_inference_off():
 
 def test_aligned_payloads_with_padding_extra():
     """Our writer / zipalign: padding in the local extra field puts every payload on 4096."""
-    entries, pos = [(20, 700, 0, 0)], R.LOCAL.size + NAME + 20 + 700  # metadata: not padded
+    entries, pos = [(20, 700, 0, 0)], records.LOCAL.size + NAME + 20 + 700  # metadata: not padded
     for size in (300, 5000, 123, 9000, 4096):
-        base = pos + R.LOCAL.size + NAME + 20
+        base = pos + records.LOCAL.size + NAME + 20
         pad = (-base) % 4096
         entries.append((20 + pad, size, 0, 0))
         pos = base + pad + size
@@ -113,7 +113,8 @@ def test_peek_learns_from_bytes_already_at_hand():
     index, real, cd = _index([(0, 40, 0, 0), (0, 40, 0, 0), (0, 40, 0, 0)])
     blob = bytearray(cd)
     for h in index.header_offset:
-        blob[h:h + R.LOCAL.size] = R.LOCAL.pack(R.SIG_LOCAL, 20, 0, 0, 0, 0, 0, 40, 40, NAME, 0)
+        blob[h:h + records.LOCAL.size] = records.LOCAL.pack(records.SIG_LOCAL, 20, 0, 0, 0, 0, 0,
+                                                            40, 40, NAME, 0)
 
     def peek(offset, length):
         return bytes(blob[offset:offset + length]) if offset < 150 else None  # rows 0 and 1

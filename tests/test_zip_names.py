@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from napari_ozx.errors import UnsafeNameError
-from napari_ozx.zip import ZipArchive
-from napari_ozx.zip import records as R
+from napari_ozx.zip import ZipArchive, records
 from napari_ozx.zip.central import parse_central_block
 from napari_ozx.zip.names import (
     check_writable_name,
@@ -31,8 +30,8 @@ NAMES = st.one_of(_TRICKY, st.text(max_size=20))
 
 def _central_directory(names: list[bytes]) -> bytes:
     return b"".join(
-        R.pack_central_header(n, method=R.METHOD_STORED, crc32=0, compressed_size=0,
-                              uncompressed_size=0, local_header_offset=0)
+        records.pack_central_header(n, method=records.METHOD_STORED, crc32=0, compressed_size=0,
+                                    uncompressed_size=0, local_header_offset=0)
         for n in names
     )
 

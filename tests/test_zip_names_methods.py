@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-import archives as A
+import archives
 from napari_ozx import (
     CorruptArchiveError,
     OzxError,
@@ -21,8 +21,7 @@ from napari_ozx import (
     UnsupportedFeatureError,
     open_ozx,
 )
-from napari_ozx.zip import ZipArchive
-from napari_ozx.zip import records as R
+from napari_ozx.zip import ZipArchive, records
 
 
 def _names(arch):
@@ -35,19 +34,19 @@ def _names(arch):
 
 
 def test_duplicates_last_wins_one_warning(tmp_path):
-    entries = list(A.many_entries(12))
+    entries = list(archives.many_entries(12))
     entries.insert(5, ("a/c/7/0", b"\x00" * 32))  # stale copy first ...
     entries.insert(6, ("a/c/8/0", b"\x01" * 32))
-    entries.append(("a/c/7/0", A.many_row(1000).tobytes()))  # ... then the winner
-    entries.append(("a/c/8/0", A.many_row(2000).tobytes()))
-    entries.append(("a/c/8/0", A.many_row(3000).tobytes()))  # three copies
-    path = A.write_raw_zip(tmp_path / "dup.ozx", entries)
+    entries.append(("a/c/7/0", archives.many_row(1000).tobytes()))  # ... then the winner
+    entries.append(("a/c/8/0", archives.many_row(2000).tobytes()))
+    entries.append(("a/c/8/0", archives.many_row(3000).tobytes()))  # three copies
+    path = archives.write_raw_zip(tmp_path / "dup.ozx", entries)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         g = open_ozx(path)
-        np.testing.assert_array_equal(g["a"][7], A.many_row(1000))
-        np.testing.assert_array_equal(g["a"][8], A.many_row(3000))
-        np.testing.assert_array_equal(g["a"][9], A.many_row(9))
+        np.testing.assert_array_equal(g["a"][7], archives.many_row(1000))
+        np.testing.assert_array_equal(g["a"][8], archives.many_row(3000))
+        np.testing.assert_array_equal(g["a"][9], archives.many_row(9))
         listed = list(g.store.archive.names())
         g["a"][:]  # more reads: no more warnings
     ours = [w for w in rec if issubclass(w.category, OzxWarning)]
@@ -78,15 +77,15 @@ def test_duplicates_written_by_the_stdlib(tmp_path):
 
 
 def test_duplicate_metadata_in_json_first_prefix(tmp_path):
-    entries = [("zarr.json", b'{"broken": true}'), ("zarr.json", A.many_root_meta())]
-    entries += list(A.many_entries(6))[1:]
-    path = A.write_raw_zip(tmp_path / "dupmeta.ozx", entries)
+    entries = [("zarr.json", b'{"broken": true}'), ("zarr.json", archives.many_root_meta())]
+    entries += list(archives.many_entries(6))[1:]
+    path = archives.write_raw_zip(tmp_path / "dupmeta.ozx", entries)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         g = open_ozx(path)
         assert g.attrs["ome"]["version"] == "0.5"  # the last zarr.json, from the prefix
         assert not g.store.archive.is_fully_indexed
-        np.testing.assert_array_equal(g["a"][2], A.many_row(2))  # now the whole directory
+        np.testing.assert_array_equal(g["a"][2], archives.many_row(2))  # now the whole directory
         assert g.store.archive.is_fully_indexed
         assert g.attrs["ome"]["version"] == "0.5"
     dup = [w for w in rec if issubclass(w.category, OzxWarning) and "more than once" in
@@ -104,11 +103,12 @@ UNSAFE = [b"/etc/passwd", b"../escape", b"a/../../b", b"a/..", b"..", b"a\\b", b
 
 
 def test_directories_ignored_and_unsafe_names_never_served(tmp_path):
-    entries = [A.RawEntry("zarr.json", A.many_root_meta()), A.RawEntry("dir/"),
-               A.RawEntry("dir/sub/")]
-    entries += [A.RawEntry(n, b"secret") for n in UNSAFE]
-    entries += [A.RawEntry("dir/ok", b"fine"), A.RawEntry("a..b/..c/d..", b"dots are fine")]
-    path = A.write_raw_zip(tmp_path / "unsafe.zip", entries, comment=A.COMMENT_PLAIN)
+    entries = [archives.RawEntry("zarr.json", archives.many_root_meta()), archives.RawEntry("dir/"),
+               archives.RawEntry("dir/sub/")]
+    entries += [archives.RawEntry(n, b"secret") for n in UNSAFE]
+    entries += [archives.RawEntry("dir/ok", b"fine"),
+                archives.RawEntry("a..b/..c/d..", b"dots are fine")]
+    path = archives.write_raw_zip(tmp_path / "unsafe.zip", entries, comment=archives.COMMENT_PLAIN)
     with pytest.warns(OzxWarning, match="unsafe") as rec:
         store = OzxStore(path)
     assert len([w for w in rec if "unsafe" in str(w.message)]) == 1
@@ -129,7 +129,7 @@ def test_directories_ignored_and_unsafe_names_never_served(tmp_path):
 def test_unsafe_names_in_a_stdlib_archive(tmp_path):
     path = tmp_path / "evil.zip"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("zarr.json", A.many_root_meta())
+        zf.writestr("zarr.json", archives.many_root_meta())
         zf.writestr(zipfile.ZipInfo("../../outside"), b"x")
         zf.writestr(zipfile.ZipInfo("/abs/path"), b"y")
     with pytest.warns(OzxWarning):
@@ -145,10 +145,10 @@ def test_unsafe_names_in_a_stdlib_archive(tmp_path):
 
 def test_cp437_names_without_utf8_flag(tmp_path):
     cp437 = "café/ñandú/Ω".encode("cp437")  # 0x82, 0xA4, 0xA3, 0xEA
-    entries = [A.RawEntry("zarr.json", A.many_root_meta()),
-               A.RawEntry(cp437, b"old dos name", flags=0),
-               A.RawEntry("plain", b"ascii", flags=0)]
-    path = A.write_raw_zip(tmp_path / "dos.zip", entries, comment=A.COMMENT_PLAIN)
+    entries = [archives.RawEntry("zarr.json", archives.many_root_meta()),
+               archives.RawEntry(cp437, b"old dos name", flags=0),
+               archives.RawEntry("plain", b"ascii", flags=0)]
+    path = archives.write_raw_zip(tmp_path / "dos.zip", entries, comment=archives.COMMENT_PLAIN)
     arch = ZipArchive(path)
     assert "café/ñandú/Ω" in _names(arch)
     assert arch.read("café/ñandú/Ω") == b"old dos name"
@@ -176,9 +176,9 @@ def test_infozip_names_agree_with_stdlib(tmp_path):
     stdlib) they are cp437.  We read them as the stdlib does, and ASCII names are unaffected."""
     src = tmp_path / "t"
     (src / "sub").mkdir(parents=True)
-    (src / "zarr.json").write_bytes(A.many_root_meta())
+    (src / "zarr.json").write_bytes(archives.many_root_meta())
     (src / "sub" / "é.txt").write_bytes(b"accent")
-    path = A.zip_infozip(src, tmp_path / "iz.zip")
+    path = archives.zip_infozip(src, tmp_path / "iz.zip")
     with pytest.warns(OzxWarning):
         arch = ZipArchive(path)
     with zipfile.ZipFile(path) as zf:
@@ -186,7 +186,7 @@ def test_infozip_names_agree_with_stdlib(tmp_path):
         for n in stdlib:
             assert arch.read(n) == zf.read(n)
     assert _names(arch) == stdlib
-    assert arch.read("zarr.json") == A.many_root_meta()
+    assert arch.read("zarr.json") == archives.many_root_meta()
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,16 +195,16 @@ def test_infozip_names_agree_with_stdlib(tmp_path):
 
 
 def _zarr_prefix():
-    return [A.RawEntry("zarr.json", A.many_root_meta())]
+    return [archives.RawEntry("zarr.json", archives.many_root_meta())]
 
 
 def test_deflate_bomb_is_an_error_not_an_allocation(tmp_path):
     bomb = b"\0" * (64 << 20)
     entries = _zarr_prefix() + [
-        A.RawEntry("bomb", bomb[:1000], method=R.METHOD_DEFLATED, payload=A.deflate_raw(bomb),
-                   uncompressed_size=1000),
+        archives.RawEntry("bomb", bomb[:1000], method=records.METHOD_DEFLATED,
+                          payload=archives.deflate_raw(bomb), uncompressed_size=1000),
     ]
-    path = A.write_raw_zip(tmp_path / "bomb.zip", entries)
+    path = archives.write_raw_zip(tmp_path / "bomb.zip", entries)
     arch = ZipArchive(path)
     tracemalloc.start()
     try:
@@ -219,12 +219,12 @@ def test_deflate_bomb_is_an_error_not_an_allocation(tmp_path):
 
 @pytest.mark.parametrize("declared", [2**40, 2**62, 2**63 - 1])
 def test_absurd_declared_size_is_an_error(tmp_path, declared):
-    payload = A.deflate_raw(b"hello" * 100)
+    payload = archives.deflate_raw(b"hello" * 100)
     entries = _zarr_prefix() + [
-        A.RawEntry("huge", b"hello" * 100, method=R.METHOD_DEFLATED, payload=payload,
-                   uncompressed_size=declared),
+        archives.RawEntry("huge", b"hello" * 100, method=records.METHOD_DEFLATED, payload=payload,
+                          uncompressed_size=declared),
     ]
-    path = A.write_raw_zip(tmp_path / "huge.zip", entries)
+    path = archives.write_raw_zip(tmp_path / "huge.zip", entries)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OzxWarning)
         arch = ZipArchive(path)
@@ -241,35 +241,36 @@ def test_absurd_declared_size_is_an_error(tmp_path, declared):
 
 def test_deflate_shorter_than_declared(tmp_path):
     entries = _zarr_prefix() + [
-        A.RawEntry("short", b"abc" * 10, method=R.METHOD_DEFLATED, uncompressed_size=31),
+        archives.RawEntry("short", b"abc" * 10, method=records.METHOD_DEFLATED,
+                          uncompressed_size=31),
     ]
-    path = A.write_raw_zip(tmp_path / "short.zip", entries)
+    path = archives.write_raw_zip(tmp_path / "short.zip", entries)
     with pytest.raises(CorruptArchiveError, match="declared"):
         ZipArchive(path).read("short")
 
 
 def test_corrupt_deflate_stream(tmp_path):
-    payload = bytearray(A.deflate_raw(bytes(range(256)) * 50))
+    payload = bytearray(archives.deflate_raw(bytes(range(256)) * 50))
     payload[0] ^= 0xFF
     payload[5:9] = b"\xff\xff\xff\xff"
     entries = _zarr_prefix() + [
-        A.RawEntry("bad", bytes(range(256)) * 50, method=R.METHOD_DEFLATED,
-                   payload=bytes(payload)),
+        archives.RawEntry("bad", bytes(range(256)) * 50, method=records.METHOD_DEFLATED,
+                          payload=bytes(payload)),
     ]
-    path = A.write_raw_zip(tmp_path / "bad.zip", entries)
+    path = archives.write_raw_zip(tmp_path / "bad.zip", entries)
     with pytest.raises(CorruptArchiveError) as ei:
         ZipArchive(path).read("bad")
     assert "'bad'" in str(ei.value)
 
 
-@pytest.mark.parametrize("method", [R.METHOD_STORED, R.METHOD_DEFLATED])
+@pytest.mark.parametrize("method", [records.METHOD_STORED, records.METHOD_DEFLATED])
 def test_crc_checked(tmp_path, method):
     data = bytes(range(200))
     entries = _zarr_prefix() + [
-        A.RawEntry("good", data, method=method),
-        A.RawEntry("bad", data, method=method, crc32=zlib.crc32(data) ^ 1),
+        archives.RawEntry("good", data, method=method),
+        archives.RawEntry("bad", data, method=method, crc32=zlib.crc32(data) ^ 1),
     ]
-    path = A.write_raw_zip(tmp_path / "crc.zip", entries)
+    path = archives.write_raw_zip(tmp_path / "crc.zip", entries)
     arch = ZipArchive(path)
     assert arch.read("good") == data
     with pytest.raises(CorruptArchiveError, match="CRC") as ei:
@@ -278,7 +279,7 @@ def test_crc_checked(tmp_path, method):
     # Without verification the bytes come back.
     assert ZipArchive(path, verify_crc=False).read("bad") == data
     # Ranges of a DEFLATE entry come from a whole (checked) inflation.
-    if method == R.METHOD_DEFLATED:
+    if method == records.METHOD_DEFLATED:
         with pytest.raises(CorruptArchiveError, match="CRC"):
             arch.read("bad", 3, 9)
         assert arch.read("good", 3, 9) == data[3:9]
@@ -286,9 +287,9 @@ def test_crc_checked(tmp_path, method):
 
 def test_crc_mismatch_surfaces_through_zarr(tmp_path):
     src = tmp_path / "t"
-    A.make_v3_hierarchy(src)
-    path = A.zip_stdlib(src, tmp_path / "a.ozx")
-    lay = A.layout(path)
+    archives.make_v3_hierarchy(src)
+    path = archives.zip_stdlib(src, tmp_path / "a.ozx")
+    lay = archives.layout(path)
     i = lay.names.index("0/c/1/1")
     raw = bytearray(path.read_bytes())
     raw[lay.data_offsets[i] + 3] ^= 0x40
@@ -311,11 +312,11 @@ def test_crc_mismatch_surfaces_through_zarr(tmp_path):
 def test_other_methods_are_unsupported(tmp_path, compression, word):
     path = tmp_path / f"{word}.zip"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("zarr.json", A.many_root_meta())
+        zf.writestr("zarr.json", archives.many_root_meta())
         zf.writestr("packed", b"payload" * 100, compress_type=compression)
     with pytest.warns(OzxWarning):
         arch = ZipArchive(path)
-    assert arch.read("zarr.json") == A.many_root_meta()
+    assert arch.read("zarr.json") == archives.many_root_meta()
     with pytest.raises(UnsupportedFeatureError, match=word) as ei:
         arch.read("packed")
     assert "'packed'" in str(ei.value) and str(path) in str(ei.value)
@@ -323,12 +324,13 @@ def test_other_methods_are_unsupported(tmp_path, compression, word):
     assert "packed" in _names(arch)
 
 
-@pytest.mark.parametrize("flags, method", [(R.FLAG_UTF8 | R.FLAG_ENCRYPTED, 0),
-                                           (R.FLAG_UTF8 | R.FLAG_STRONG_ENCRYPTION, 0),
-                                           (R.FLAG_UTF8, 99)])
+@pytest.mark.parametrize("flags, method", [(records.FLAG_UTF8 | records.FLAG_ENCRYPTED, 0),
+                                           (records.FLAG_UTF8 | records.FLAG_STRONG_ENCRYPTION, 0),
+                                           (records.FLAG_UTF8, 99)])
 def test_encrypted_entries_are_unsupported(tmp_path, flags, method):
-    entries = _zarr_prefix() + [A.RawEntry("secret", b"\x12" * 64, flags=flags, method=method)]
-    path = A.write_raw_zip(tmp_path / "enc.zip", entries)
+    entries = _zarr_prefix() + [archives.RawEntry("secret", b"\x12" * 64, flags=flags,
+                                                  method=method)]
+    path = archives.write_raw_zip(tmp_path / "enc.zip", entries)
     arch = ZipArchive(path)
     with pytest.raises(UnsupportedFeatureError, match="encrypt") as ei:
         arch.read("secret")
@@ -343,8 +345,8 @@ def _patch(path, offset, fmt, *values):
 
 @pytest.mark.parametrize("zip64", [False, True])
 def test_multi_disk_archives_are_unsupported(tmp_path, zip64):
-    path = A.write_raw_zip(tmp_path / "split.zip", A.many_entries(5), zip64=zip64)
-    lay = A.layout(path)
+    path = archives.write_raw_zip(tmp_path / "split.zip", archives.many_entries(5), zip64=zip64)
+    lay = archives.layout(path)
     _patch(path, lay.eocd + 4, "<HH", 1, 1)  # this disk / central-directory disk
     if zip64:
         _patch(path, lay.zip64_locator + 16, "<I", 3)  # total disks
@@ -354,8 +356,8 @@ def test_multi_disk_archives_are_unsupported(tmp_path, zip64):
 
 
 def test_entry_on_another_disk_is_unsupported(tmp_path):
-    path = A.write_raw_zip(tmp_path / "disk.zip", A.many_entries(5), zip64=False)
-    lay = A.layout(path)
+    path = archives.write_raw_zip(tmp_path / "disk.zip", archives.many_entries(5), zip64=False)
+    lay = archives.layout(path)
     # disk number start of the third central-directory header
     with zipfile.ZipFile(path) as zf:
         order = [i.filename for i in zf.infolist()]
@@ -376,11 +378,11 @@ def test_longest_names(tmp_path):
     longest = ("d/" * 20000 + "x" * 25535).encode()
     assert len(longest) == 65535
     grows = b"\xb0" * 30000 + b"/x"  # cp437 '░' is 3 bytes in UTF-8: 90,002 bytes
-    entries = [A.RawEntry("zarr.json", A.many_root_meta()),
-               A.RawEntry(longest, b"longest"),
-               A.RawEntry(grows, b"grows", flags=0),
-               A.RawEntry("after", b"after")]
-    path = A.write_raw_zip(tmp_path / "long.zip", entries, comment=A.COMMENT_PLAIN)
+    entries = [archives.RawEntry("zarr.json", archives.many_root_meta()),
+               archives.RawEntry(longest, b"longest"),
+               archives.RawEntry(grows, b"grows", flags=0),
+               archives.RawEntry("after", b"after")]
+    path = archives.write_raw_zip(tmp_path / "long.zip", entries, comment=archives.COMMENT_PLAIN)
     with pytest.warns(OzxWarning, match="unsafe") as rec:
         arch = ZipArchive(path)
     assert rec and all(len(str(w.message)) < 2000 for w in rec)
@@ -401,11 +403,11 @@ UX = b"ux\x0b\x00\x01\x04\xe8\x03\x00\x00\x04\xe8\x03\x00\x00"
 
 @pytest.mark.parametrize("before", [UT, UT + UX, b"\x99\x99\x00\x00"])
 def test_zip64_extra_field_after_other_extra_fields(tmp_path, before):
-    entries = [A.RawEntry("zarr.json", A.many_root_meta(), central_extra=before,
-                          force_zip64=True)]
-    entries += [A.RawEntry(f"a/{i}", bytes([i]) * (i + 1), central_extra=before,
-                           force_zip64=True) for i in range(20)]
-    path = A.write_raw_zip(tmp_path / "x.zip", entries, comment=A.COMMENT_PLAIN)
+    entries = [archives.RawEntry("zarr.json", archives.many_root_meta(), central_extra=before,
+                                 force_zip64=True)]
+    entries += [archives.RawEntry(f"a/{i}", bytes([i]) * (i + 1), central_extra=before,
+                                  force_zip64=True) for i in range(20)]
+    path = archives.write_raw_zip(tmp_path / "x.zip", entries, comment=archives.COMMENT_PLAIN)
     arch = ZipArchive(path)
     with zipfile.ZipFile(path) as zf:
         for i in range(20):
@@ -416,9 +418,10 @@ def test_zip64_extra_field_after_other_extra_fields(tmp_path, before):
 @pytest.mark.timeout(60)
 def test_zip64_extra_with_only_the_offset(tmp_path):
     """Entries past 4 GiB whose sizes fit 32 bits: the ZIP64 extra holds only the offset."""
-    entries = [("zarr.json", A.many_root_meta())] + [(f"c/{i}", b"%d" % i * 7) for i in range(5)]
-    path = A.write_raw_zip(tmp_path / "off.zip", entries, start_offset=(4 << 30) + 3,
-                           zip64="auto")
+    entries = [("zarr.json", archives.many_root_meta())]
+    entries += [(f"c/{i}", b"%d" % i * 7) for i in range(5)]
+    path = archives.write_raw_zip(tmp_path / "off.zip", entries, start_offset=(4 << 30) + 3,
+                                  zip64="auto")
     with open(path, "rb") as f:  # (the tail only: the file is a 4 GiB hole)
         f.seek(-4096, 2)
         raw = f.read()
@@ -438,10 +441,10 @@ def test_hash_collisions_are_told_apart(tmp_path):
 
     if len({name_hash(n) for n in COLLIDING}) != 1:
         pytest.skip("name_hash changed: search new colliding names for this test")
-    entries = [("zarr.json", A.many_root_meta())]
+    entries = [("zarr.json", archives.many_root_meta())]
     entries += [(n, b"data of " + n) for n in COLLIDING]
     entries += [(COLLIDING[1], b"second copy of " + COLLIDING[1])]  # a real duplicate too
-    path = A.write_raw_zip(tmp_path / "h.zip", entries, comment=A.COMMENT_PLAIN)
+    path = archives.write_raw_zip(tmp_path / "h.zip", entries, comment=archives.COMMENT_PLAIN)
     with pytest.warns(OzxWarning, match="more than once") as rec:
         arch = ZipArchive(path)
     msgs = [str(w.message) for w in rec if "more than once" in str(w.message)]

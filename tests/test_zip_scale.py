@@ -18,8 +18,8 @@ _WRITE = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    import archives as A
-    A.many_entry_archive({path!r}, {n})
+    import archives
+    archives.many_entry_archive({path!r}, {n})
     """
 )
 
@@ -28,7 +28,7 @@ _MEASURE = textwrap.dedent(
     import json, resource, sys, time
     sys.path.insert(0, {tests!r})
     import psutil
-    import archives as A
+    import archives
     from napari_ozx.zip import ZipArchive
     n = {n}
     proc = psutil.Process()
@@ -55,7 +55,7 @@ _MEASURE = textwrap.dedent(
     t_full = time.perf_counter() - t
     peak = hwm() - base
     rows = [0, 1, n // 3, n // 2, n - 3]
-    ok = all(arch.read(f"a/c/{{i}}/0") == A.many_row(i).tobytes() for i in rows)
+    ok = all(arch.read(f"a/c/{{i}}/0") == archives.many_row(i).tobytes() for i in rows)
     ok = ok and arch.read("a/c/{{}}/0".format(n)) is None and arch.read("zarr.json") is not None
     print(json.dumps(dict(entries=len(index), t_open=t_open, t_full=t_full, rss_open=rss_open,
                           peak=peak, ok=ok)))

@@ -25,8 +25,7 @@ from archives import ROOT_META, layout
 from napari_ozx import open_ozx
 from napari_ozx.errors import NotOmeZarrError, OzxError
 from napari_ozx.save.store import OzxWriteStore
-from napari_ozx.zip import ZipArchive
-from napari_ozx.zip import records as R
+from napari_ozx.zip import ZipArchive, records
 from napari_ozx.zip.writer import PADDING_EXTRA_ID, OzxWriter
 
 EXPECTED_COMMENT = b'{"ome":{"version":"0.5","zipFile":{"centralDirectory":{"jsonFirst":true}}}}'
@@ -45,9 +44,9 @@ def _extra_fields(extra: bytes) -> dict[int, bytes]:
 def _local_extra(path: Path, header_offset: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(header_offset)
-        hdr = f.read(R.LOCAL.size)
+        hdr = f.read(records.LOCAL.size)
         nlen, elen = struct.unpack_from("<HH", hdr, 26)
-        f.seek(header_offset + R.LOCAL.size + nlen)
+        f.seek(header_offset + records.LOCAL.size + nlen)
         return f.read(elen)
 
 
@@ -153,12 +152,12 @@ def test_rfc9_layout(ome_archive):
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
     for info, data_off in zip(infos, lay.data_offsets, strict=True):
-        assert R.ZIP64_EXTRA_ID in _extra_fields(info.extra), info.filename
+        assert records.ZIP64_EXTRA_ID in _extra_fields(info.extra), info.filename
         local = _extra_fields(_local_extra(path, info.header_offset))
-        assert R.ZIP64_EXTRA_ID in local, info.filename
+        assert records.ZIP64_EXTRA_ID in local, info.filename
         if not info.filename.endswith("zarr.json"):
             assert data_off % 4096 == 0, (info.filename, data_off)
-            if data_off != info.header_offset + R.LOCAL.size + len(info.filename) + 20:
+            if data_off != info.header_offset + records.LOCAL.size + len(info.filename) + 20:
                 assert PADDING_EXTRA_ID in local
 
 

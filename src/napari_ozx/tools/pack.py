@@ -17,8 +17,7 @@ import os
 from typing import NamedTuple, Protocol
 
 from ..errors import CorruptArchiveError, NotOmeZarrError, OzxError, UnsafeNameError, WriteError
-from ..zip import ZipArchive
-from ..zip import records as R
+from ..zip import ZipArchive, records
 from ..zip._io import streamed_crc32, write_all
 from ..zip.writer import OzxWriter, rfc9_sort_key
 
@@ -242,7 +241,7 @@ def _extract(archive: ZipArchive, index, row: int, name: str, target: str, progr
         created.append((target, False))
     try:
         size = int(index.uncompressed_size[row])
-        if int(index.method[row]) == R.METHOD_STORED:
+        if int(index.method[row]) == records.METHOD_STORED:
             def each(block: bytes) -> None:
                 write_all(fd, block)
                 if progress is not None:

@@ -26,8 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import MultiPartArchiveError, NotAZipError, OzxError, UnsupportedFeatureError
-from ..zip import ZipArchive
-from ..zip import records as R
+from ..zip import ZipArchive, records
 from ..zip._io import crc32, streamed_crc32
 from ..zip.names import UNSAFE_RULE
 
@@ -179,14 +178,15 @@ def _check(archive: ZipArchive, out: _Collector, *, crc: bool, many_chunks: int,
 
     # ---- methods and flags
     method = np.asarray(index.method)
-    enc_mask = (np.asarray(index.flags) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION)) != 0
-    encrypted = np.flatnonzero(enc_mask | (method == R.METHOD_AES))
+    encryption_flags = records.FLAG_ENCRYPTED | records.FLAG_STRONG_ENCRYPTION
+    enc_mask = (np.asarray(index.flags) & encryption_flags) != 0
+    encrypted = np.flatnonzero(enc_mask | (method == records.METHOD_AES))
     if len(encrypted):
         out.many(ERROR, "encrypted", names_of(encrypted[:MAX_LISTED]), "entry is encrypted",
                  len(encrypted))
-    compressed = np.flatnonzero((method != R.METHOD_STORED) & (method != R.METHOD_AES))
+    compressed = np.flatnonzero((method != records.METHOD_STORED) & (method != records.METHOD_AES))
     if len(compressed):
-        methods = sorted({R.method_name(int(m)) for m in np.unique(method[compressed])})
+        methods = sorted({records.method_name(int(m)) for m in np.unique(method[compressed])})
         out.many(WARNING, "compressed", names_of(compressed[:MAX_LISTED]),
                  f"ZIP-level compression ({', '.join(methods)}); RFC-9 recommends STORED",
                  len(compressed))
@@ -277,7 +277,7 @@ def _check_local_names(archive: ZipArchive, index, out: _Collector) -> None:
         row = int(row)
         hoff = int(offsets[row])
         name = index.name(row)
-        want = R.LOCAL.size + int(index.name_length[row])
+        want = records.LOCAL.size + int(index.name_length[row])
         if hoff + want > limit:
             continue  # reported by the reads (data runs into the central directory)
         if not (at <= hoff and hoff + want <= at + len(window)):
@@ -288,7 +288,7 @@ def _check_local_names(archive: ZipArchive, index, out: _Collector) -> None:
         except OzxError as e:
             out.add(ERROR, "corrupt", e.message, name)
             continue
-        if isinstance(got, bytes) and not int(index.flags[row]) & R.FLAG_UTF8:
+        if isinstance(got, bytes) and not int(index.flags[row]) & records.FLAG_UTF8:
             got = got.decode("cp437").encode("utf-8")  # as the directory's names are read
         if isinstance(got, NeedBytes) or got != index._name_bytes(row):
             bad.append((name, got))
@@ -406,12 +406,12 @@ def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
     bad, nested = [], []
     for i in range(len(index)):  # every record, duplicates too: each with its own bytes
         name = index.name(i)
-        if int(index.flags[i]) & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION):
+        if int(index.flags[i]) & (records.FLAG_ENCRYPTED | records.FLAG_STRONG_ENCRYPTION):
             continue
         size = int(index.uncompressed_size[i])
         want = int(index.crc32[i])
         try:
-            if int(index.method[i]) == R.METHOD_STORED:
+            if int(index.method[i]) == records.METHOD_STORED:
                 got, head = _stored_crc(archive, i, size, progress)
             else:
                 data = archive.read_row(i)
@@ -424,7 +424,7 @@ def _check_data(archive: ZipArchive, index, out: _Collector, progress) -> None:
             continue
         if got != want:
             bad.append((name, got, want))
-        if head == R.SIG_LOCAL and not name.lower().endswith(_NESTED_SUFFIXES):
+        if head == records.SIG_LOCAL and not name.lower().endswith(_NESTED_SUFFIXES):
             nested.append(name)
     for name, got, want in bad[:MAX_LISTED]:
         out.add(ERROR, "crc-mismatch", f"CRC-32 of the data is {got:08x}, the directory says "

@@ -23,7 +23,7 @@ from ..errors import (
     OzxError,
     OzxWarning,
 )
-from . import records as R
+from . import records
 from .central import PAD, parse_central_block
 from .comment import OmeComment, parse_comment
 from .entry import check_crc, check_readable, inflate, parse_local_header
@@ -59,7 +59,7 @@ class ZipArchive:
         self,
         source: ByteSource | str | os.PathLike,
         *,
-        tail_size: int = R.MAX_TAIL,
+        tail_size: int = records.MAX_TAIL,
         verify_crc: bool = True,
         verify_stored: bool = False,
         warn: bool = True,
@@ -160,13 +160,13 @@ class ZipArchive:
             self.stats["cd_blocks"] = self.stats.get("cd_blocks", 0) + 1
             if blk.stopped:
                 break
-            if blk.consumed == 0 and block >= R.MAX_CENTRAL_HEADER:
+            if blk.consumed == 0 and block >= records.MAX_CENTRAL_HEADER:
                 raise CorruptArchiveError("central directory makes no progress")
-            block = min(max(block * 4, R.MAX_CENTRAL_HEADER + 1), BLOCK)
+            block = min(max(block * 4, records.MAX_CENTRAL_HEADER + 1), BLOCK)
         return pos
 
     def _capacity(self) -> int:
-        return self.end.cd_size // R.CENTRAL.size
+        return self.end.cd_size // records.CENTRAL.size
 
     def _build_prefix(self) -> None:
         builder = IndexBuilder(self._capacity(), max_name_bytes=self.end.cd_size)
@@ -334,8 +334,8 @@ class ZipArchive:
         if loc is None:
             return None
         index, row = loc
-        if int(index.method[row]) != R.METHOD_STORED or int(index.flags[row]) & (
-                R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION):
+        if int(index.method[row]) != records.METHOD_STORED or int(index.flags[row]) & (
+                records.FLAG_ENCRYPTED | records.FLAG_STRONG_ENCRYPTION):
             return None
         size = int(index.uncompressed_size[row])
         if int(index.compressed_size[row]) != size:
@@ -394,7 +394,7 @@ class ZipArchive:
         if off >= 0:
             return off
         hoff = int(index.header_offset[row])
-        if hoff + R.LOCAL.size > self.end.cd_offset:
+        if hoff + records.LOCAL.size > self.end.cd_offset:
             raise CorruptArchiveError(
                 f"local header offset {hoff} lies beyond the start of the central directory"
             )
@@ -404,7 +404,7 @@ class ZipArchive:
             if guess is not None:
                 index.data_offset[row] = guess + 1
                 return guess
-        off = parse_local_header(self._read(hoff, R.LOCAL.size), hoff)
+        off = parse_local_header(self._read(hoff, records.LOCAL.size), hoff)
         index.data_offset[row] = off + 1
         if guesser is not None:
             guesser.learn(row, off)
@@ -433,7 +433,7 @@ class ZipArchive:
         if guesser is None or not guesser.enabled:
             return False
         hoff = int(index.header_offset[row])
-        real = parse_local_header(self.source.read(hoff, R.LOCAL.size), hoff)
+        real = parse_local_header(self.source.read(hoff, records.LOCAL.size), hoff)
         guesser.disable()
         if real == int(index.data_offset[row]) - 1:
             return False
@@ -453,7 +453,7 @@ class ZipArchive:
             )
         lo, hi, _ = slice(start, stop).indices(usize)
         hi = max(hi, lo)
-        if method == R.METHOD_STORED:
+        if method == records.METHOD_STORED:
             if csize != usize:
                 raise CorruptArchiveError(
                     f"stored entry has compressed size {csize} but uncompressed size {usize}"

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import CorruptArchiveError, MultiPartArchiveError
-from . import records as R
+from . import records
 from .namehash import hash_matrix, hash_names
 from .names import METADATA_BASENAMES
 
@@ -83,7 +83,7 @@ def _u64(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 
 PAD = _PAD = 320  # zero bytes appended to a block so fixed-width row views never run off its end
-_MATRIX_WIDTH = _PAD - R.CENTRAL.size  # names up to this long are gathered as a 2-D matrix
+_MATRIX_WIDTH = _PAD - records.CENTRAL.size  # names up to this long are gathered as a 2-D matrix
 
 
 def _rows(a: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
@@ -126,17 +126,18 @@ def parse_central_block(
         a = whole  # bytes past the block are only ever read as padding of fixed-width rows
     else:
         a = np.concatenate([raw, np.zeros(_PAD, dtype=np.uint8)])
-    hdr = _rows(a, positions, R.CENTRAL.size).view(R.CENTRAL_DTYPE)[:, 0]
+    hdr = _rows(a, positions, records.CENTRAL.size).view(records.CENTRAL_DTYPE)[:, 0]
     nlen = hdr["name_length"].astype(np.int64)
     elen = hdr["extra_length"].astype(np.int64)
-    name_pos = positions + R.CENTRAL.size
+    name_pos = positions + records.CENTRAL.size
 
     # Which entries are metadata or directories, read straight from the raw name bytes.
     is_meta = _endswith_metadata(a, name_pos, nlen)
     last = a[name_pos + np.maximum(nlen - 1, 0)]
     is_dir_all = (nlen > 0) & (last == ord("/"))
     count = len(positions)
-    consumed = int(positions[-1] + R.CENTRAL.size + nlen[-1] + elen[-1] + hdr["comment_length"][-1])
+    consumed = int(positions[-1] + records.CENTRAL.size + nlen[-1] + elen[-1]
+                   + hdr["comment_length"][-1])
     stopped = False
     if stop_after_metadata:
         # Directory entries do not end the metadata prefix (some writers list them first).
@@ -175,13 +176,14 @@ def parse_central_block(
     high = blob >= 0x80
     if high.any():
         owner = np.searchsorted(blob_start, np.flatnonzero(high), side="right") - 1
-        cp437 = np.asarray(sorted(set(owner[(flags[owner] & R.FLAG_UTF8) == 0].tolist())), np.int64)
+        not_utf8 = owner[(flags[owner] & records.FLAG_UTF8) == 0]
+        cp437 = np.asarray(sorted(set(not_utf8.tolist())), np.int64)
         if len(cp437):
             unsafe = _unsafe_names(blob, blob_start, nlen)
             blob, nlen, blob_start = _recode_cp437(blob, nlen, blob_start, cp437)
             # A cp437 name grows up to 3x in UTF-8: past 65,535 bytes (what a ZIP name field
             # holds, and the index column) it is refused, never served under a cut-off name.
-            unsafe |= nlen > R.U16_MAX
+            unsafe |= nlen > records.U16_MAX
             matrix = mask = None
             recoded = True
     if not recoded:
@@ -195,7 +197,8 @@ def parse_central_block(
     hoff = hdr["local_header_offset"].astype(np.int64)
     disk = hdr["disk_start"].astype(np.int64)
     need64 = np.flatnonzero(
-        (usize == R.U32_MAX) | (csize == R.U32_MAX) | (hoff == R.U32_MAX) | (disk == R.U16_MAX)
+        (usize == records.U32_MAX) | (csize == records.U32_MAX) | (hoff == records.U32_MAX)
+        | (disk == records.U16_MAX)
     )
     if len(need64):
         _apply_zip64(a, positions, nlen_raw=hdr["name_length"].astype(np.int64), elen=elen,
@@ -271,7 +274,7 @@ def _header_end(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """End offset of the headers at ``pos`` (all with 46 bytes available)."""
     return (
         pos
-        + R.CENTRAL.size
+        + records.CENTRAL.size
         + _u16(a, pos + 28)
         + _u16(a, pos + 30)
         + _u16(a, pos + 32)
@@ -283,12 +286,12 @@ def _chain(a: np.ndarray, final: bool) -> np.ndarray:
     n = len(a)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    cands = _find_signatures(a, R.SIG_CENTRAL)
+    cands = _find_signatures(a, records.SIG_CENTRAL)
     if len(cands) == 0 or cands[0] != 0:
-        if final or n >= R.MAX_CENTRAL_HEADER:
+        if final or n >= records.MAX_CENTRAL_HEADER:
             raise CorruptArchiveError("bad central-directory header signature")
         return np.zeros(0, dtype=np.int64)
-    cands = cands[cands + R.CENTRAL.size <= n]
+    cands = cands[cands + records.CENTRAL.size <= n]
     if len(cands) == 0:
         if final:
             raise CorruptArchiveError("central directory is truncated inside a header")
@@ -326,10 +329,10 @@ def _chain(a: np.ndarray, final: bool) -> np.ndarray:
             raise CorruptArchiveError(
                 f"bad central-directory header signature at central-directory offset {end}"
             )
-    elif len(chain) and int(chain_ends[-1]) + R.CENTRAL.size <= n:
+    elif len(chain) and int(chain_ends[-1]) + records.CENTRAL.size <= n:
         # The next header starts inside this block, so its signature must be there.
         e = int(chain_ends[-1])
-        if bytes(a[e : e + 4]) != R.SIG_CENTRAL:
+        if bytes(a[e : e + 4]) != records.SIG_CENTRAL:
             raise CorruptArchiveError(
                 f"bad central-directory header signature at central-directory offset {e}"
             )
@@ -338,18 +341,18 @@ def _chain(a: np.ndarray, final: bool) -> np.ndarray:
 
 def _apply_zip64(a, positions, *, nlen_raw, elen, rows, usize, csize, hoff, disk):
     """Fill saturated fields of ``rows`` from their ZIP64 extended-information extra field."""
-    start = positions[rows] + R.CENTRAL.size + nlen_raw[rows]
+    start = positions[rows] + records.CENTRAL.size + nlen_raw[rows]
     limit = start + elen[rows]
-    need_u = usize[rows] == R.U32_MAX
-    need_c = csize[rows] == R.U32_MAX
-    need_o = hoff[rows] == R.U32_MAX
-    need_d = disk[rows] == R.U16_MAX
+    need_u = usize[rows] == records.U32_MAX
+    need_c = csize[rows] == records.U32_MAX
+    need_o = hoff[rows] == records.U32_MAX
+    need_d = disk[rows] == records.U16_MAX
     needed = need_u.astype(np.int64) * 8 + need_c * 8 + need_o * 8 + need_d * 4
     # Fast path: the ZIP64 field is the first extra field (as every common writer puts it).
     ok = start + 4 <= limit
     first_id = np.where(ok, _u16(a, np.where(ok, start, 0)), -1)
     first_len = np.where(ok, _u16(a, np.where(ok, start + 2, 0)), -1)
-    fast = (ok & (first_id == R.ZIP64_EXTRA_ID) & (first_len >= needed)
+    fast = (ok & (first_id == records.ZIP64_EXTRA_ID) & (first_len >= needed)
             & (start + 4 + first_len <= limit))
     slow = np.flatnonzero(~fast)
     body = start + 4
@@ -361,7 +364,7 @@ def _apply_zip64(a, positions, *, nlen_raw, elen, rows, usize, csize, hoff, disk
             fid, flen = int(_u16(a, np.array([p]))[0]), int(_u16(a, np.array([p + 2]))[0])
             if p + 4 + flen > lim:
                 break
-            if fid == R.ZIP64_EXTRA_ID:
+            if fid == records.ZIP64_EXTRA_ID:
                 found = (p + 4, flen)
                 break
             p += 4 + flen

@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 
 from ..errors import CorruptArchiveError, UnsupportedFeatureError
-from . import records as R
+from . import records
 from ._io import crc32
 from .records import NeedBytes
 
@@ -23,36 +23,37 @@ __all__ = [
 
 def parse_local_header(buf: bytes | memoryview, header_offset: int) -> int:
     """The file offset of an entry's data, from the first 30 bytes of its local header."""
-    if len(buf) < R.LOCAL.size:
+    if len(buf) < records.LOCAL.size:
         raise CorruptArchiveError(
             f"local header at offset {header_offset} is cut off by the end of the file"
         )
-    sig, *_rest, nlen, elen = R.LOCAL.unpack_from(buf, 0)
-    if sig != R.SIG_LOCAL:
+    sig, *_rest, nlen, elen = records.LOCAL.unpack_from(buf, 0)
+    if sig != records.SIG_LOCAL:
         raise CorruptArchiveError(f"bad local header signature at offset {header_offset}")
-    return header_offset + R.LOCAL.size + nlen + elen
+    return header_offset + records.LOCAL.size + nlen + elen
 
 
 def local_header_name(buf: bytes | memoryview, header_offset: int) -> bytes | NeedBytes:
     """The name an entry's local header gives (``buf``: bytes from the header on), or the
     bytes still needed to see it whole."""
-    if len(buf) < R.LOCAL.size:
-        return NeedBytes(header_offset, R.LOCAL.size)
-    sig, *_rest, nlen, _elen = R.LOCAL.unpack_from(buf, 0)
-    if sig != R.SIG_LOCAL:
+    if len(buf) < records.LOCAL.size:
+        return NeedBytes(header_offset, records.LOCAL.size)
+    sig, *_rest, nlen, _elen = records.LOCAL.unpack_from(buf, 0)
+    if sig != records.SIG_LOCAL:
         raise CorruptArchiveError(f"bad local header signature at offset {header_offset}")
-    if len(buf) < R.LOCAL.size + nlen:
-        return NeedBytes(header_offset, R.LOCAL.size + nlen)
-    return bytes(buf[R.LOCAL.size: R.LOCAL.size + nlen])
+    if len(buf) < records.LOCAL.size + nlen:
+        return NeedBytes(header_offset, records.LOCAL.size + nlen)
+    return bytes(buf[records.LOCAL.size: records.LOCAL.size + nlen])
 
 
 def check_readable(flags: int, method: int) -> None:
     """Refuse an entry we cannot read: encrypted, or compressed other than by DEFLATE."""
-    if flags & (R.FLAG_ENCRYPTED | R.FLAG_STRONG_ENCRYPTION) or method == R.METHOD_AES:
+    encrypted = flags & (records.FLAG_ENCRYPTED | records.FLAG_STRONG_ENCRYPTION)
+    if encrypted or method == records.METHOD_AES:
         raise UnsupportedFeatureError("entry is encrypted; encrypted archives are not supported")
-    if method not in (R.METHOD_STORED, R.METHOD_DEFLATED):
+    if method not in (records.METHOD_STORED, records.METHOD_DEFLATED):
         raise UnsupportedFeatureError(
-            f"compression method {R.method_name(method)} is not supported "
+            f"compression method {records.method_name(method)} is not supported "
             "(RFC-9 archives store entries uncompressed)"
         )
 
@@ -67,7 +68,7 @@ def check_crc(data, want: int) -> None:
 def decode_entry(raw: bytes, *, flags: int, method: int, size: int, crc: int) -> bytes:
     """The ``size`` bytes of a whole entry from its stored ``raw`` data, CRC-32 checked."""
     check_readable(flags, method)
-    if method == R.METHOD_DEFLATED:
+    if method == records.METHOD_DEFLATED:
         data = inflate(raw, size)
     elif len(raw) != size:
         raise CorruptArchiveError(

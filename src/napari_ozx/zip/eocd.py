@@ -13,7 +13,7 @@ import struct
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import CorruptArchiveError, MultiPartArchiveError, NotAZipError
-from . import records as R
+from . import records
 from .records import EndOfCentralDirectory, NeedBytes
 
 if TYPE_CHECKING:
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["tail_request", "parse_tail", "read_end", "Tail"]
 
 
-def tail_request(file_size: int, length: int = R.MAX_TAIL) -> NeedBytes:
+def tail_request(file_size: int, length: int = records.MAX_TAIL) -> NeedBytes:
     """The first read of an archive: its last ``length`` bytes (at least the EOCD's window)."""
-    length = max(length, R.MAX_TAIL)
+    length = max(length, records.MAX_TAIL)
     start = max(0, file_size - length)
     return NeedBytes(start, file_size - start)
 
@@ -38,9 +38,9 @@ def parse_tail(buf: bytes, buf_offset: int, file_size: int) -> EndOfCentralDirec
     buf_end = buf_offset + len(buf)
     if buf_end != file_size:
         return tail_request(file_size)
-    if file_size < R.EOCD.size:
+    if file_size < records.EOCD.size:
         raise NotAZipError(f"file of {file_size} bytes is too small to be a ZIP archive")
-    window_start = max(0, file_size - R.MAX_TAIL)
+    window_start = max(0, file_size - records.MAX_TAIL)
     if buf_offset > window_start:
         return tail_request(file_size)
 
@@ -48,20 +48,20 @@ def parse_tail(buf: bytes, buf_offset: int, file_size: int) -> EndOfCentralDirec
     # reaches exactly to the end of the file; a comment may itself contain the signature.
     lo = window_start - buf_offset
     fallback = None
-    pos = buf.rfind(R.SIG_EOCD, lo)
+    pos = buf.rfind(records.SIG_EOCD, lo)
     while pos >= 0:
-        if pos + R.EOCD.size <= len(buf):
+        if pos + records.EOCD.size <= len(buf):
             clen = struct.unpack_from("<H", buf, pos + 20)[0]
-            end = pos + R.EOCD.size + clen
+            end = pos + records.EOCD.size + clen
             if end == len(buf):
                 return _decode_end(buf, buf_offset, pos, file_size)
             if end < len(buf) and fallback is None:
                 fallback = pos
-        pos = buf.rfind(R.SIG_EOCD, lo, pos)
+        pos = buf.rfind(records.SIG_EOCD, lo, pos)
     if fallback is not None:
         # Bytes after the comment (appended by some tools): the record is still usable.
         return _decode_end(buf, buf_offset, fallback, file_size)
-    if buf.rfind(R.SIG_EOCD, lo) >= 0:
+    if buf.rfind(records.SIG_EOCD, lo) >= 0:
         raise CorruptArchiveError(
             "end-of-central-directory comment length runs past the end of the file "
             "(truncated archive?)"
@@ -72,36 +72,36 @@ def parse_tail(buf: bytes, buf_offset: int, file_size: int) -> EndOfCentralDirec
 def _decode_end(
     buf: bytes, buf_offset: int, pos: int, file_size: int
 ) -> EndOfCentralDirectory | NeedBytes:
-    (_, disk, cd_disk, n_disk, n_total, cd_size, cd_offset, clen) = R.EOCD.unpack_from(buf, pos)
-    comment = bytes(buf[pos + R.EOCD.size : pos + R.EOCD.size + clen])
+    (_, disk, cd_disk, n_disk, n_total, cd_size, cd_offset, clen) = records.EOCD.unpack_from(
+        buf, pos)
+    comment = bytes(buf[pos + records.EOCD.size : pos + records.EOCD.size + clen])
     eocd_offset = buf_offset + pos
 
     zip64 = False
-    loc = pos - R.ZIP64_LOCATOR.size
+    loc = pos - records.ZIP64_LOCATOR.size
     end_of_cd = eocd_offset  # where the central directory should end
     if loc < 0 and buf_offset > 0:
         # A maximal comment pushes a ZIP64 locator (if any) out of the search window.
-        start = max(0, eocd_offset - R.ZIP64_LOCATOR.size - R.ZIP64_EOCD.size)
+        start = max(0, eocd_offset - records.ZIP64_LOCATOR.size - records.ZIP64_EOCD.size)
         return NeedBytes(start, file_size - start)
-    if loc >= 0 and buf[loc : loc + 4] == R.SIG_ZIP64_LOCATOR:
-        _, z64_disk, z64_offset, n_disks = R.ZIP64_LOCATOR.unpack_from(buf, loc)
+    if loc >= 0 and buf[loc : loc + 4] == records.SIG_ZIP64_LOCATOR:
+        _, z64_disk, z64_offset, n_disks = records.ZIP64_LOCATOR.unpack_from(buf, loc)
         if n_disks > 1 or z64_disk != 0:
             raise MultiPartArchiveError(f"multi-part (split) archive of {n_disks} disks")
         # The ZIP64 end record normally sits just before the locator; its stated offset is
         # relative to the archive start, which differs when bytes were prepended.
-        expected = buf_offset + loc - R.ZIP64_EOCD.size
+        expected = buf_offset + loc - records.ZIP64_EOCD.size
         candidates = [expected, z64_offset] if expected != z64_offset else [expected]
         for z64 in candidates:
-            if z64 < 0 or z64 + R.ZIP64_EOCD.size > eocd_offset - R.ZIP64_LOCATOR.size:
+            if z64 < 0 or z64 + records.ZIP64_EOCD.size > eocd_offset - records.ZIP64_LOCATOR.size:
                 continue
             if z64 < buf_offset:
                 return NeedBytes(z64, file_size - z64)
-            rec = buf[z64 - buf_offset : z64 - buf_offset + R.ZIP64_EOCD.size]
-            if rec[:4] != R.SIG_ZIP64_EOCD:
+            rec = buf[z64 - buf_offset : z64 - buf_offset + records.ZIP64_EOCD.size]
+            if rec[:4] != records.SIG_ZIP64_EOCD:
                 continue
-            (_, _, _, _, disk, cd_disk, n_disk, n_total, cd_size, cd_offset) = R.ZIP64_EOCD.unpack(
-                rec
-            )
+            (_, _, _, _, disk, cd_disk, n_disk, n_total, cd_size, cd_offset) = (
+                records.ZIP64_EOCD.unpack(rec))
             zip64 = True
             end_of_cd = z64
             break
@@ -116,7 +116,7 @@ def _decode_end(
         )
     if n_disk != n_total:
         raise MultiPartArchiveError("multi-part (split) archive: entries on other disks")
-    if not zip64 and (cd_offset == R.U32_MAX or cd_size == R.U32_MAX):
+    if not zip64 and (cd_offset == records.U32_MAX or cd_size == records.U32_MAX):
         raise CorruptArchiveError(
             "end record marks ZIP64 values (0xFFFFFFFF) but there is no ZIP64 end record"
         )
@@ -130,7 +130,7 @@ def _decode_end(
             f"central directory (offset {cd_offset}, size {cd_size}) overlaps the end records "
             f"at {end_of_cd}"
         )
-    if n_total > cd_size // R.CENTRAL.size and not (n_total == 0 and cd_size == 0):
+    if n_total > cd_size // records.CENTRAL.size and not (n_total == 0 and cd_size == 0):
         # Every entry takes at least 46 bytes: a count beyond that is a lie we must not
         # allocate for.  (Pre-ZIP64 writers that wrapped the 16-bit count say fewer, not more.)
         raise CorruptArchiveError(
@@ -157,7 +157,7 @@ class Tail(NamedTuple):
     data: bytes
 
 
-def read_end(source: ByteSource, tail_size: int = R.MAX_TAIL) -> Tail:
+def read_end(source: ByteSource, tail_size: int = records.MAX_TAIL) -> Tail:
     """Read the end records of ``source``: the last ``tail_size`` bytes first, more when
     :func:`parse_tail` asks.  Every read runs to the end of the file and starts earlier than the
     one before, so the loop ends."""

@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from . import records as R
+from . import records
 from .entry import parse_local_header
 
 
@@ -66,8 +66,8 @@ class DataOffsetGuesser:
                 if index.data_offset[row] > 0:
                     continue
                 hoff = int(index.header_offset[row])
-                buf = peek(hoff, R.LOCAL.size)
-                if buf is None or buf[:4] != R.SIG_LOCAL:
+                buf = peek(hoff, records.LOCAL.size)
+                if buf is None or buf[:4] != records.SIG_LOCAL:
                     continue
                 off = parse_local_header(buf, hoff)
                 index.data_offset[row] = off + 1
@@ -76,13 +76,13 @@ class DataOffsetGuesser:
     def _infer(self, row: int) -> tuple[int, int] | None:
         """(data start, implied local extra length), or None where the layout forbids it."""
         index = self._index
-        if int(index.flags[row]) & R.FLAG_DATA_DESCRIPTOR:
+        if int(index.flags[row]) & records.FLAG_DATA_DESCRIPTOR:
             return None
         hoff = int(index.header_offset[row])
         i = int(np.searchsorted(self._sorted, hoff, side="right"))
         nxt = int(self._sorted[i]) if i < len(self._sorted) else self._cd_offset
         start = nxt - int(index.compressed_size[row])
-        extra = start - hoff - R.LOCAL.size - int(index.name_length[row])
+        extra = start - hoff - records.LOCAL.size - int(index.name_length[row])
         if not 0 <= extra <= 0xFFFF:
             return None
         return start, extra

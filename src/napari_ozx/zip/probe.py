@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 
-from . import records as R
+from . import records
 from .central import CentralBlock, parse_central_block
 from .comment import OmeComment, parse_comment
 from .entry import decode_entry, parse_local_header
@@ -72,12 +72,12 @@ class RootProbe:
         method = int(block.method[i])
         if usize > MAX_PROBE_JSON or csize > MAX_PROBE_JSON:
             return None
-        if method not in (R.METHOD_STORED, R.METHOD_DEFLATED):
+        if method not in (records.METHOD_STORED, records.METHOD_DEFLATED):
             return None  # not readable here: the next document may still decide
         hoff = int(block.header_offset[i])
-        if hoff + R.LOCAL.size > self.end.cd_offset:
+        if hoff + records.LOCAL.size > self.end.cd_offset:
             return None
-        data_off = parse_local_header(self.source.read(hoff, R.LOCAL.size), hoff)
+        data_off = parse_local_header(self.source.read(hoff, records.LOCAL.size), hoff)
         raw = self.source.read(data_off, csize)
         data = decode_entry(raw, flags=int(block.flags[i]), method=method,
                             size=usize, crc=int(block.crc32[i]))

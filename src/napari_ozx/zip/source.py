@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol, TypeGuard
 
 from ..errors import CorruptArchiveError, OzxError
-from . import records as R
+from . import records
 from ._io import FileEndedError, pread_exactly, preadv_exactly
 
 
@@ -51,7 +51,7 @@ class ByteSource(Protocol):
     size: int
     cheap_scan: bool = False
     trust_json_first: bool = False
-    tail_size: int = R.MAX_TAIL
+    tail_size: int = records.MAX_TAIL
 
     def read(self, offset: int, length: int) -> bytes:
         """Exactly ``length`` bytes at ``offset`` (any number of threads at once)."""

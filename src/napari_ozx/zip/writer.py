@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import NotOmeZarrError, OzxError
-from . import records as R
+from . import records
 from ._io import (
     FileEndedError,
     crc32,
@@ -63,10 +63,10 @@ __all__ = [
 
 #: Extra-field id of the alignment padding (the one Android's zipalign uses).
 PADDING_EXTRA_ID = 0xD935
-_PAD_MIN = R.EXTRA_HEADER.size + 2  # id, length, u16 alignment
-_LOCAL_ZIP64 = R.EXTRA_HEADER.size + 16  # local ZIP64 extra: sizes only
-_CENTRAL_ZIP64 = R.EXTRA_HEADER.size + 24  # central: sizes and header offset
-_MAX_PAD = R.U16_MAX - _LOCAL_ZIP64  # largest padding field one local header can carry
+_PAD_MIN = records.EXTRA_HEADER.size + 2  # id, length, u16 alignment
+_LOCAL_ZIP64 = records.EXTRA_HEADER.size + 16  # local ZIP64 extra: sizes only
+_CENTRAL_ZIP64 = records.EXTRA_HEADER.size + 24  # central: sizes and header offset
+_MAX_PAD = records.U16_MAX - _LOCAL_ZIP64  # largest padding field one local header can carry
 COPY_BLOCK = 4 << 20
 #: Block size of streamed copies: small enough that reading, CRC and writing one block stay
 #: in the CPU cache (4 MiB blocks measured 1.5x slower on 3 GiB).
@@ -116,19 +116,19 @@ def _padding_field(length: int, align: int) -> bytes:
     if length == 0:
         return b""
     assert _PAD_MIN <= length <= _MAX_PAD, length
-    body = struct.pack("<H", min(align, R.U16_MAX)) + b"\0" * (length - _PAD_MIN)
-    return R.EXTRA_HEADER.pack(PADDING_EXTRA_ID, len(body)) + body
+    body = struct.pack("<H", min(align, records.U16_MAX)) + b"\0" * (length - _PAD_MIN)
+    return records.EXTRA_HEADER.pack(PADDING_EXTRA_ID, len(body)) + body
 
 
 def _local_size(name: bytes) -> int:
-    return R.LOCAL.size + len(name) + _LOCAL_ZIP64
+    return records.LOCAL.size + len(name) + _LOCAL_ZIP64
 
 
 def _dos_now() -> tuple[int, int]:
     t = time.localtime()
     if t.tm_year < 1980:
-        return R.dos_datetime()
-    return R.dos_datetime(t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+        return records.dos_datetime()
+    return records.dos_datetime(t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
 @dataclass
@@ -250,9 +250,9 @@ class OzxWriter:
             if row is None or self._crc[row] < 0:
                 return None
             offset, size = self._offset[row], self._size[row]
-        hdr = self._read_back(offset, R.LOCAL.size, name)
+        hdr = self._read_back(offset, records.LOCAL.size, name)
         nlen, elen = struct.unpack_from("<HH", hdr, 26)
-        return offset + R.LOCAL.size + nlen + elen, size
+        return offset + records.LOCAL.size + nlen + elen, size
 
     def has(self, name: str) -> bool:
         """Whether an entry of that name has been written (completely)."""
@@ -492,10 +492,10 @@ class OzxWriter:
         return b"".join(parts), entries
 
     def _local_header(self, key: bytes, size: int, crc: int, padding: bytes) -> bytes:
-        extra = R.zip64_extra(size, size) + padding
-        return R.pack_local_header(
-            key, method=R.METHOD_STORED, crc32=crc, compressed_size=R.U32_MAX,
-            uncompressed_size=R.U32_MAX, extra=extra, mtime=self._mtime, mdate=self._mdate,
+        extra = records.zip64_extra(size, size) + padding
+        return records.pack_local_header(
+            key, method=records.METHOD_STORED, crc32=crc, compressed_size=records.U32_MAX,
+            uncompressed_size=records.U32_MAX, extra=extra, mtime=self._mtime, mdate=self._mdate,
         )
 
     def _central_headers(self, keys: list[bytes], offsets: np.ndarray, sizes: np.ndarray,
@@ -504,43 +504,45 @@ class OzxWriter:
         entry); byte for byte what :meth:`_central_header` gives for each."""
         n = len(keys)
         lens = np.fromiter(map(len, keys), dtype=np.int64, count=n)
-        rec = R.CENTRAL.size + lens + _CENTRAL_ZIP64
+        rec = records.CENTRAL.size + lens + _CENTRAL_ZIP64
         starts = np.cumsum(rec) - rec
         out = np.empty(int(rec.sum()), dtype=np.uint8)
-        hdr = np.zeros(n, dtype=R.CENTRAL_DTYPE)
-        hdr["signature"] = int.from_bytes(R.SIG_CENTRAL, "little")
-        hdr["version_made_by"] = (3 << 8) | R.VERSION_ZIP64
-        hdr["version_needed"] = R.VERSION_ZIP64
-        hdr["flags"] = R.FLAG_UTF8
-        hdr["method"] = R.METHOD_STORED
+        hdr = np.zeros(n, dtype=records.CENTRAL_DTYPE)
+        hdr["signature"] = int.from_bytes(records.SIG_CENTRAL, "little")
+        hdr["version_made_by"] = (3 << 8) | records.VERSION_ZIP64
+        hdr["version_needed"] = records.VERSION_ZIP64
+        hdr["flags"] = records.FLAG_UTF8
+        hdr["method"] = records.METHOD_STORED
         hdr["mtime"] = self._mtime
         hdr["mdate"] = self._mdate
         hdr["crc32"] = crcs
-        hdr["compressed_size"] = R.U32_MAX
-        hdr["uncompressed_size"] = R.U32_MAX
+        hdr["compressed_size"] = records.U32_MAX
+        hdr["uncompressed_size"] = records.U32_MAX
         hdr["name_length"] = lens
         hdr["extra_length"] = _CENTRAL_ZIP64
         hdr["external_attr"] = 0o100644 << 16
-        hdr["local_header_offset"] = R.U32_MAX
-        out[starts[:, None] + np.arange(R.CENTRAL.size)] = hdr.view(np.uint8).reshape(n, -1)
+        hdr["local_header_offset"] = records.U32_MAX
+        out[starts[:, None] + np.arange(records.CENTRAL.size)] = hdr.view(np.uint8).reshape(n, -1)
         blob = np.frombuffer(b"".join(keys), dtype=np.uint8)
         name_starts = np.cumsum(lens) - lens
-        out[np.repeat(starts + R.CENTRAL.size - name_starts, lens) + np.arange(len(blob))] = blob
+        name_pos = np.repeat(starts + records.CENTRAL.size - name_starts, lens)
+        out[name_pos + np.arange(len(blob))] = blob
         z64 = np.zeros(n, dtype=_ZIP64_CENTRAL_DTYPE)
-        z64["id"] = R.ZIP64_EXTRA_ID
-        z64["length"] = _CENTRAL_ZIP64 - R.EXTRA_HEADER.size
+        z64["id"] = records.ZIP64_EXTRA_ID
+        z64["length"] = _CENTRAL_ZIP64 - records.EXTRA_HEADER.size
         z64["uncompressed_size"] = sizes
         z64["compressed_size"] = sizes
         z64["offset"] = offsets
-        where = starts + R.CENTRAL.size + lens
+        where = starts + records.CENTRAL.size + lens
         out[where[:, None] + np.arange(_CENTRAL_ZIP64)] = z64.view(np.uint8).reshape(n, -1)
         return out.tobytes()
 
     def _central_header(self, e: _Entry) -> bytes:
-        return R.pack_central_header(
-            e.name, method=R.METHOD_STORED, crc32=e.crc, compressed_size=R.U32_MAX,
-            uncompressed_size=R.U32_MAX, local_header_offset=R.U32_MAX,
-            extra=R.zip64_extra(e.size, e.size, e.offset), mtime=self._mtime, mdate=self._mdate,
+        return records.pack_central_header(
+            e.name, method=records.METHOD_STORED, crc32=e.crc, compressed_size=records.U32_MAX,
+            uncompressed_size=records.U32_MAX, local_header_offset=records.U32_MAX,
+            extra=records.zip64_extra(e.size, e.size, e.offset), mtime=self._mtime,
+            mdate=self._mdate,
         )
 
     # ------------------------------------------------------------------ finishing
@@ -583,8 +585,8 @@ class OzxWriter:
                     [nm.encode("utf-8") for nm in part], offset[rows], size[rows], crc[rows]
                 ), pos)
             n_entries = len(meta_entries) + len(self._rows)
-            tail = R.pack_end_records(entries=n_entries, cd_offset=cd_offset,
-                                      cd_size=pos - cd_offset, comment=rfc9_comment(version),
+            tail = records.pack_end_records(entries=n_entries, cd_offset=cd_offset,
+                                            cd_size=pos - cd_offset, comment=rfc9_comment(version),
                                       zip64=True)
             pos += pwrite_all(self._fd, tail, pos)
             self._dest.commit(pos)

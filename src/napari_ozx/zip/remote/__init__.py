@@ -24,7 +24,7 @@ Requests, not the client, dominate; so fsspec's loop with aiohttp (HTTP) and s3f
 
 from __future__ import annotations
 
-from .. import records as R
+from .. import records
 from ..archive import ZipArchive
 from ..source import ByteSource, is_url
 from . import errors
@@ -106,7 +106,7 @@ def open_remote_archive(
     try:
         # The end records are looked for inside the first (tail) request; a longer comment
         # makes the parser ask for more.
-        tail = min(R.MAX_TAIL, source.tail_size)
+        tail = min(records.MAX_TAIL, source.tail_size)
         archive = ZipArchive(source, verify_crc=verify_crc, tail_size=tail, warn=warn)
     except BaseException:
         source.close()

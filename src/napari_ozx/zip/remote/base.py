@@ -19,14 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ...errors import OzxError
-from .. import records as R
+from .. import records
 from ..source import ByteSource, check_range
 from .errors import ArchiveChangedError, RemoteError, TruncatedResponseError
 
 #: bytes fetched by the first request, from the end of the object: end records, comment and as
 #: much of the central directory as fits (about 5,000 entries of an RFC-9 archive).
 DEFAULT_TAIL = 512 * 1024
-MIN_TAIL = R.MAX_TAIL + 1024
+MIN_TAIL = records.MAX_TAIL + 1024
 #: ranges closer than this are fetched as one request
 DEFAULT_COALESCE_GAP = 256 * 1024
 DEFAULT_MAX_CONCURRENCY = 16
