@@ -25,10 +25,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import bench_write as W  # noqa: E402
 from _runs import fsync_file  # noqa: E402
-
-CACHE = W.CACHE
+from bench_write import (  # noqa: E402
+    CACHE,
+    CHUNK,
+    FULL,
+    LEVEL,
+    SHARD,
+    SMALL,
+    source,
+)
 
 
 def write_worker(shape, out, checksum: bool) -> dict:
@@ -38,8 +44,8 @@ def write_worker(shape, out, checksum: bool) -> dict:
 
     dask.config.set(scheduler="threads")
     t, c = time.perf_counter(), time.process_time()
-    write_ozx(out, W.source(shape), axes="zyx", chunks=(W.CHUNK,) * 3, shards=(W.SHARD,) * 3,
-              codec="zstd", level=W.LEVEL, image_method="mean", checksum=checksum)
+    write_ozx(out, source(shape), axes="zyx", chunks=(CHUNK,) * 3, shards=(SHARD,) * 3,
+              codec="zstd", level=LEVEL, image_method="mean", checksum=checksum)
     fsync_file(out)
     return {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c,
             "bytes": os.path.getsize(out)}
@@ -78,9 +84,9 @@ def codec_costs(rounds: int = 7) -> dict:
     import numpy as np
     from numcodecs import CRC32C, Zstd
 
-    a = np.ascontiguousarray(W.source((W.CHUNK, W.SHARD, W.SHARD))[:W.CHUNK, :W.CHUNK,
-                                                                      :W.CHUNK].compute())
-    plain, checked, crc = Zstd(level=W.LEVEL), Zstd(level=W.LEVEL, checksum=True), CRC32C()
+    a = np.ascontiguousarray(source((CHUNK, SHARD, SHARD))[:CHUNK, :CHUNK,
+                                                                      :CHUNK].compute())
+    plain, checked, crc = Zstd(level=LEVEL), Zstd(level=LEVEL, checksum=True), CRC32C()
     e0, e1 = plain.encode(a), checked.encode(a)
     e2 = crc.encode(e0)
     cases = {"off": (lambda: plain.encode(a), lambda: plain.decode(e0)),
@@ -115,7 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument("--read-worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--read-pair", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    shape = W.FULL if args.full else W.SMALL
+    shape = FULL if args.full else SMALL
     if args.write_worker:
         print(json.dumps(write_worker(shape, args.write_worker[0],
                                       args.write_worker[1] == "on")))
@@ -128,9 +134,9 @@ def main(argv=None) -> int:
         print(json.dumps(read_worker(args.read_worker[0], int(args.read_worker[1]))))
         return 0
     os.makedirs(CACHE, exist_ok=True)
-    size = (W.FULL if args.full else W.SMALL)
+    size = (FULL if args.full else SMALL)
     flag = ["--full"] if args.full else []
-    print(f"save/read {size} uint16, chunks {W.CHUNK}^3, shards {W.SHARD}^3, zstd {W.LEVEL}, "
+    print(f"save/read {size} uint16, chunks {CHUNK}^3, shards {SHARD}^3, zstd {LEVEL}, "
           f"{os.cpu_count()} cores, best of {args.repeat}, on/off alternating")
     paths = {m: os.path.join(CACHE, f"checksum-{m}.ozx") for m in ("on", "off")}
     write = {m: [] for m in paths}
@@ -172,7 +178,7 @@ def main(argv=None) -> int:
         print(f"| {k} | {enc:.3f} | {dec:.4f} | {enc / costs['off'][0]:.3f} | "
               f"{dec / costs['off'][1]:.3f} |")
     n_chunks = 1
-    for s_, c in zip(shape, (W.CHUNK,) * 3, strict=True):
+    for s_, c in zip(shape, (CHUNK,) * 3, strict=True):
         n_chunks *= -(-s_ // c)
     extra = (costs["zstd checksum"][1] - costs["off"][1]) * n_chunks / 1e3
     cpu_off = min(r["cpu"] for r in read["off", 1])
