@@ -178,6 +178,17 @@ def test_info_text(packed, capsys):
     assert "/0" in out and "(64, 80) uint16" in out and "labels      labels/cells" in out
 
 
+def test_info_into_a_closed_pipe_is_quiet(packed):
+    """``napari-ozx info x.ozx | head -1``: the reader leaves early; no traceback, exit 0."""
+    exe = Path(sys.executable).with_name("napari-ozx")
+    p = subprocess.Popen([str(exe), "info", str(packed)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()  # like head after its line: every write now meets a broken pipe
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_info_on_a_non_zip_fails_cleanly(tmp_path, capsys):
     p = tmp_path / "x.ozx"
     p.write_bytes(b"hello")

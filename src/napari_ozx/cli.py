@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -192,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_unpack)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `napari-ozx info x.ozx | head`: the reader left, nothing is wrong
+        # Python would report the pipe again when it flushes stdout at exit: point it elsewhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
