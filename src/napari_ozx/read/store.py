@@ -51,7 +51,38 @@ def as_buffer(data: bytes | None, prototype: BufferPrototype | None) -> Buffer |
     return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
 
 
-class OzxStore(Store):
+class KeyedBytesStore(Store):
+    """What our two zarr stores share (:class:`OzxStore` reading an archive,
+    :class:`~napari_ozx.save.store.OzxWriteStore` reading back what it wrote): a value is the
+    bytes :meth:`_read` finds for a key, answered as a zarr Buffer.  Only where a read runs
+    differs, :meth:`_read_async`."""
+
+    def _read(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        raise NotImplementedError
+
+    async def _read_async(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        """Run :meth:`_read` for the event loop: here, on it (reads from memory are instant)."""
+        return self._read(key, byte_range)
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        return as_buffer(await self._read_async(key, byte_range), prototype)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        return list(
+            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
+        )
+
+
+class OzxStore(KeyedBytesStore):
     """Read-only :class:`zarr.abc.store.Store` over the entries of a ZIP archive.
 
     Parameters
@@ -157,21 +188,14 @@ class OzxStore(Store):
     ) -> Buffer | None:
         return as_buffer(self._read(key, byte_range), prototype)
 
-    async def get(
-        self,
-        key: str,
-        prototype: BufferPrototype | None = None,
-        byte_range: ByteRequest | None = None,
-    ) -> Buffer | None:
+    async def _read_async(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
         if self._inline(key, byte_range):
-            data = self._read(key, byte_range)
-        else:
-            # Remote sources bring their own pool: one thread per request allowed in flight.
-            executor = self.archive.source.executor
-            data = await asyncio.get_running_loop().run_in_executor(
-                executor, self._read, key, byte_range
-            )
-        return as_buffer(data, prototype)
+            return self._read(key, byte_range)
+        # Remote sources bring their own pool: one thread per request allowed in flight.
+        executor = self.archive.source.executor
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, self._read, key, byte_range
+        )
 
     def _inline(self, key: str, byte_range: ByteRequest | None) -> bool:
         """Serve on the event loop: small reads that need no decoding of the directory."""
@@ -180,15 +204,6 @@ class OzxStore(Store):
         if not self.archive.is_fully_indexed:
             return is_metadata_name(key)
         return self._expected_size(key, byte_range) <= _INLINE_READ
-
-    async def get_partial_values(
-        self,
-        prototype: BufferPrototype,
-        key_ranges: Iterable[tuple[str, ByteRequest | None]],
-    ) -> list[Buffer | None]:
-        return list(
-            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
-        )
 
     async def exists(self, key: str) -> bool:
         return self.archive.locate(key) is not None

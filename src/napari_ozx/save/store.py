@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
-from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.abc.store import ByteRequest
+from zarr.core.buffer import Buffer
 
-from ..read.store import as_buffer, byte_request_bounds
+from ..read.store import KeyedBytesStore, byte_request_bounds
 from ..zip.writer import OzxWriter
 
 __all__ = ["OzxWriteStore"]
@@ -30,7 +30,7 @@ _INLINE_WRITE = 64 * 1024
 DEFAULT_METADATA_RESERVE = 64 * 1024
 
 
-class OzxWriteStore(Store):
+class OzxWriteStore(KeyedBytesStore):
     """Write-once store over a new ``.ozx`` archive at ``path``.
 
     Parameters are those of :class:`~napari_ozx.zip.writer.OzxWriter`; or pass an open
@@ -131,21 +131,6 @@ class OzxWriteStore(Store):
         assert bounds is not None  # None only for a suffix of a value of unknown size
         start, stop = bounds
         return data[start:stop]
-
-    async def get(
-        self,
-        key: str,
-        prototype: BufferPrototype | None = None,
-        byte_range: ByteRequest | None = None,
-    ) -> Buffer | None:
-        return as_buffer(self._read(key, byte_range), prototype)
-
-    async def get_partial_values(
-        self,
-        prototype: BufferPrototype,
-        key_ranges: Iterable[tuple[str, ByteRequest | None]],
-    ) -> list[Buffer | None]:
-        return [await self.get(k, prototype, r) for k, r in key_ranges]
 
     async def exists(self, key: str) -> bool:
         return self.writer.has(key)
