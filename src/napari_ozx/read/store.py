@@ -20,7 +20,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from ..zip import ByteSource, ZipArchive, is_metadata_name
 from ..zip.remote import is_url
 
-__all__ = ["OzxStore", "open_ozx", "as_buffer", "byte_request_bounds"]
+__all__ = ["KeyedBytesStore", "OzxStore", "open_ozx", "as_buffer", "byte_request_bounds"]
 
 # Reads smaller than this are served on the event loop; larger ones in a worker thread, so
 # that decoding and reading overlap (as zarr's LocalStore does for every read).

@@ -124,9 +124,7 @@ class ShardCollector:
     def _flush(self) -> None:
         while self._waiting:
             held = self._waiting.popleft()
-            # write_stream takes any buffer (it CRCs and pwrites them), not only bytes
-            self.writer.write_stream(held.entry, held.shard.blocks,  # type: ignore[arg-type]
-                                     held.shard.size)
+            self.writer.write_stream(held.entry, held.shard.blocks, held.shard.size)
 
     def _advance(self) -> None:
         """Write level k's shards that are complete, in order; stream the next one."""

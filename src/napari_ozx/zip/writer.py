@@ -286,7 +286,8 @@ class OzxWriter:
         view = memoryview(data).cast("B")
         self.reserve(name, len(view)).write(view)
 
-    def write_stream(self, name: str, blocks: Iterable[bytes], size: int) -> None:
+    def write_stream(self, name: str, blocks: Iterable[bytes | bytearray | memoryview],
+                     size: int) -> None:
         """Append a data entry of ``size`` bytes given as blocks (CRC computed as they pass).
 
         The blocks must add up to exactly ``size`` bytes.
